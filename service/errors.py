@@ -1,0 +1,84 @@
+"""Errors of the Recognize service, and how each one reaches a client.
+
+    RecognizeError                      base; carries an HTTP status and a stable ``code``
+    ├── InvalidRequest      422  invalid_request         missing field, bad top_k, ...
+    ├── InvalidVIN          422  invalid_vin             not 17 VIN characters, bad check digit
+    ├── InvalidImage        422  invalid_image           not an image, corrupt, truncated
+    ├── ImageTooSmall       422  image_too_small         a side below the minimum
+    ├── UnsupportedMedia    415  unsupported_media_type  a real image, but not JPEG/PNG/WebP
+    ├── PayloadTooLarge     413  payload_too_large       more bytes than the upload limit
+    ├── ImageTooLarge       413  image_too_large         more pixels than the limit (bombs)
+    ├── ModelNotReady       503  not_ready               model not loaded / warmed up yet
+    └── ModelContractError  (start-up only)              the ONNX file breaks the metadata contract
+
+Every client-facing error renders as ``{"error": {"code", "message", "field"}}``; the message
+names the bad value and the rule it broke.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RecognizeError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+
+class InvalidRequest(RecognizeError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class InvalidVIN(RecognizeError):
+    status_code = 422
+    code = "invalid_vin"
+
+    def __init__(self, message: str, *, field: str | None = "vin") -> None:
+        super().__init__(message, field=field)
+
+
+class InvalidImage(RecognizeError):
+    status_code = 422
+    code = "invalid_image"
+
+    def __init__(self, message: str, *, field: str | None = "image") -> None:
+        super().__init__(message, field=field)
+
+
+class ImageTooSmall(InvalidImage):
+    code = "image_too_small"
+
+
+class UnsupportedMedia(InvalidImage):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidImage):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ImageTooLarge(InvalidImage):
+    status_code = 413
+    code = "image_too_large"
+
+
+class ModelNotReady(RecognizeError):
+    status_code = 503
+    code = "not_ready"
+
+
+class ModelContractError(RecognizeError):
+    """The model file cannot be served: missing or inconsistent metadata."""
+
+    code = "model_contract"

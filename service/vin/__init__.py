@@ -1,0 +1,14 @@
+"""VIN decoding: a VIN's model code to the parent class a photo of the car must show.
+
+Pure Python, no HTTP. Normalise and validate (length, alphabet), pick the layout (European
+FIN or 49 CFR 565 VIN, with its check digit and model year), then look the model code up in
+``models/taxonomy/vin_rules.yaml``. A code the rules do not cover gives no parent, never a
+guessed one.
+"""
+
+from service.vin._checkdigit import check_digit
+from service.vin._decoder import VinDecode, decode_vin
+from service.vin._normalize import normalize_vin
+from service.vin._rules import load_vin_rules
+
+__all__ = ["VinDecode", "check_digit", "decode_vin", "load_vin_rules", "normalize_vin"]
