@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
-VIN_RULES_FILE = Path(__file__).resolve().parents[2] / "models" / "taxonomy" / "vin_rules.yaml"
+from service.taxonomy import TAXONOMY_DIR
+
+VIN_RULES_FILE = TAXONOMY_DIR / "vin_rules.yaml"
 
 WmiCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJ-NPR-Z]{3}$")]
 NaCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJ-NPR-Z]{2}$")]

@@ -1,0 +1,149 @@
+"""Builds the Serve application from settings; also what `serve run` and the Helm chart use.
+
+``build_app(args)`` is a Serve application builder: ``import_path: service.app:build_app`` with
+``args`` holding settings overrides (any ``Settings`` field). ``serve_config(settings)`` renders
+the same application as a Serve config document, so the YAML file and the code cannot drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from ray.serve import Application
+
+from service.classifier import Classifier, ClassifierConfig
+from service.ingress import Ingress
+from service.settings import Settings, get_settings
+
+APP_NAME = "recognize"
+logger = logging.getLogger("recognize")
+
+
+def classifier_user_config(settings: Settings) -> dict[str, Any]:
+    return ClassifierConfig(
+        model_path=str(settings.model_path),
+        providers=settings.providers,
+        intra_op_threads=settings.intra_op_threads,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_timeout_s=settings.batch_wait_timeout_s,
+        warmup_batch_sizes=settings.warmup_batch_sizes,
+    ).model_dump(mode="json")
+
+
+def deployment_options(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per-deployment Serve options, keyed by deployment name."""
+    return {
+        "Classifier": {
+            "num_replicas": settings.classifier_replicas,
+            "max_ongoing_requests": settings.classifier_max_ongoing_requests,
+            "ray_actor_options": {
+                "num_cpus": settings.classifier_num_cpus,
+                "num_gpus": settings.classifier_num_gpus,
+            },
+            "user_config": classifier_user_config(settings),
+        },
+        "Ingress": {
+            "num_replicas": settings.ingress_replicas,
+            # The ingress only awaits I/O and a thread for decoding; Serve's default of 5
+            # ongoing requests would cap the classifier's batches at 5.
+            "max_ongoing_requests": 8 * settings.max_batch_size,
+            "ray_actor_options": {"num_cpus": settings.ingress_num_cpus},
+        },
+    }
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """The Recognize application: Ingress → Classifier."""
+    settings = Settings(**(args or {})) if args else get_settings()
+    options = deployment_options(settings)
+    classifier = Classifier.options(**options["Classifier"]).bind()
+    return Ingress.options(**options["Ingress"]).bind(
+        classifier, settings.model_dump(mode="json", exclude_unset=False)
+    )
+
+
+def serve_config(settings: Settings) -> dict[str, Any]:
+    """The application as a Serve config document (`serve run` / KubeRay `serveConfigV2`)."""
+    overrides = settings.model_dump(mode="json", exclude_defaults=True)
+    overrides.pop("host", None)
+    overrides.pop("port", None)
+    options = deployment_options(settings)
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": settings.host, "port": settings.port},
+        "applications": [
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": "service.app:build_app",
+                "args": overrides,
+                "deployments": [{"name": name, **opts} for name, opts in options.items()],
+            }
+        ],
+    }
+
+
+def _ray_environment() -> None:
+    # No usage reports (no network here, and none wanted in production) and no token auth for a
+    # cluster this process starts and owns on loopback.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def serve_forever() -> int:
+    """Start local Ray (or join ``ray_address``), run the app on host:port until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    if not settings.resolved_model_path.is_file():
+        logger.error(
+            "model file %s does not exist: build the demo model with `make model`, or point "
+            "RECOGNIZE_MODEL_PATH at an ONNX file exported by `recognize export`",
+            settings.resolved_model_path,
+        )
+        return 2
+    _ray_environment()
+    import ray
+    from ray import serve
+
+    if settings.ray_address:
+        ray.init(address=settings.ray_address)
+    else:
+        ray.init(
+            num_cpus=settings.ray_num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            # Keep every Ray endpoint on loopback for a local single-node service.
+            _node_ip_address="127.0.0.1",
+        )
+
+    def _stop(signum: int, _frame: Any) -> None:
+        # Once is enough: a second SIGTERM (e.g. from a wrapper) must not break the shutdown.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build_app(), name=APP_NAME, route_prefix="/", blocking=False)
+        logger.info("Recognize is serving on http://%s:%d", settings.host, settings.port)
+        signal.pause()
+    except KeyboardInterrupt:
+        logger.info("shutting down")
+    except Exception:
+        logger.exception("the application failed to start")
+        return 1
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_forever())

@@ -1,0 +1,98 @@
+"""Request and response models of the HTTP API (they also make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from service.vin import VinDecode
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_vin"])
+    message: str = Field(examples=["VIN must be 17 characters (got 16: 'WDD2050461F12345')"])
+    field: str | None = Field(None, examples=["vin"])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ClassProbability(BaseModel):
+    class_id: str
+    label: str
+    parent: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class Prediction(BaseModel):
+    class_id: str
+    label: str
+    parent: str
+    confidence: float = Field(ge=0.0, le=1.0, description="softmax probability of the top class")
+    parent_probability: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="summed probability of the VIN's parent class (of the predicted parent when "
+        "the VIN names none the model knows)",
+    )
+    top_k: list[ClassProbability]
+
+
+class ModelSummary(BaseModel):
+    name: str
+    arch: str
+    version: str
+    input_size: int
+
+
+class Latency(BaseModel):
+    decode: float = Field(description="image decode, orientation and colour conversion, ms")
+    preprocess: float = Field(description="resize to the model input, ms")
+    queue: float = Field(description="waiting for the inference batch to start, ms")
+    inference: float = Field(description="the batch's onnxruntime call, ms")
+    total: float = Field(description="request received to response built, ms")
+
+
+class RecognizeResponse(BaseModel):
+    request_id: str
+    verdict: Literal["match", "mismatch", "manual_review"]
+    reasons: list[str]
+    parent_match: bool | None = Field(
+        description="predicted parent equals the VIN's parent; null when the VIN gives none"
+    )
+    prediction: Prediction
+    vin: VinDecode
+    model: ModelSummary
+    batch_size: int = Field(ge=1, description="requests that shared this request's inference batch")
+    latency_ms: Latency
+
+
+class ModelClassInfo(BaseModel):
+    id: str
+    label: str
+    parent: str
+    body: str
+    years: str
+    enabled: bool
+    match_threshold: float | None
+
+
+class ModelDetails(BaseModel):
+    name: str
+    arch: str
+    version: str
+    input_size: int
+    interpolation: str
+    precision: str
+    taxonomy_version: str
+    providers: list[str]
+    match_threshold: float
+    mismatch_threshold: float
+    parents: list[str]
+    classes: list[ModelClassInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "ready"]

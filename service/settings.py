@@ -1,0 +1,134 @@
+"""One settings object for the whole service, read from ``RECOGNIZE_*`` environment variables.
+
+Example::
+
+    RECOGNIZE_MODEL_PATH=/models/convnext_base_300.onnx
+    RECOGNIZE_PROVIDERS='["CUDAExecutionProvider"]'
+
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Relative model paths resolve against the repository (or installed package) root, so the
+# generated Serve config stays portable; production passes absolute paths.
+DEMO_MODEL = Path("models/demo/convnext_tiny_224_demo.onnx")
+DEMO_MODEL_PATH = REPO_ROOT / DEMO_MODEL
+KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOGNIZE_", extra="ignore", frozen=True)
+
+    # --- model and runtime -------------------------------------------------------------------
+    model_path: Path = Field(DEMO_MODEL, description="ONNX model file (see models/export.py)")
+    providers: tuple[str, ...] = Field(
+        ("CPUExecutionProvider",),
+        description="onnxruntime execution providers in priority order; a requested CUDA provider "
+        "that is unavailable fails the replica instead of silently running on the CPU",
+    )
+    intra_op_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="onnxruntime intra-op threads per classifier replica; 0 = the replica's CPUs",
+    )
+
+    # --- dynamic batching (live-tunable through the classifier's user_config) -----------------
+    max_batch_size: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="largest inference batch; on CPU batching buys little, on a GPU 5-7x",
+    )
+    batch_wait_timeout_s: float = Field(
+        0.005,
+        ge=0.0,
+        le=1.0,
+        description="how long a partial batch waits for more requests before it runs",
+    )
+    warmup_batch_sizes: tuple[int, ...] = Field(
+        (), description="batch sizes to warm up before ready; empty = every size 1..max_batch_size"
+    )
+
+    # --- replicas and resources ---------------------------------------------------------------
+    classifier_replicas: int = Field(1, ge=1, le=64)
+    classifier_num_cpus: float = Field(1.0, ge=0.0)
+    classifier_num_gpus: float = Field(0.0, ge=0.0, description="fractional GPUs are allowed")
+    ingress_replicas: int = Field(1, ge=1, le=64)
+    ingress_num_cpus: float = Field(0.5, ge=0.0)
+
+    # --- decision thresholds -------------------------------------------------------------------
+    match_threshold: float = Field(
+        0.80,
+        gt=0.0,
+        le=1.0,
+        description="'match' needs at least this probability on the VIN's parent class",
+    )
+    mismatch_threshold: float = Field(
+        0.80,
+        gt=0.0,
+        le=1.0,
+        description="'mismatch' needs another parent class with at least this probability",
+    )
+
+    # --- input limits --------------------------------------------------------------------------
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="bytes per image upload")
+    max_image_pixels: int = Field(
+        50_000_000,
+        ge=10_000,
+        description="width x height above which an image is refused (decompression bombs); "
+        "50 MP admits today's full-resolution phone photos",
+    )
+    min_image_side: int = Field(32, ge=1, description="shortest accepted image side in pixels")
+    default_top_k: int = Field(3, ge=1, le=10)
+
+    # --- network and Ray -----------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="HTTP bind address")
+    port: int = Field(8000, ge=1, le=65535)
+    ray_address: str | None = Field(None, description="existing Ray cluster; None = start local")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray; None = all")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        unknown = [p for p in self.providers if p not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown onnxruntime providers {unknown}; known: {KNOWN_PROVIDERS}")
+        too_big = [b for b in self.warmup_batch_sizes if not 1 <= b <= self.max_batch_size]
+        if too_big:
+            raise ValueError(f"warmup_batch_sizes {too_big} outside 1..max_batch_size")
+        return self
+
+    @property
+    def resolved_model_path(self) -> Path:
+        return resolve_model_path(self.model_path)
+
+    @property
+    def classifier_max_ongoing_requests(self) -> int:
+        # Must be >= max_batch_size or batches can never fill (Serve's default of 5 caps them at 5);
+        # twice that keeps the next batch queued while one runs.
+        return 2 * self.max_batch_size
+
+
+def resolve_model_path(path: Path | str) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def intra_op_threads_for(requested: int) -> int:
+    """0 means every core of the node: Ray pins OMP_NUM_THREADS to the replica's num_cpus,
+    which would leave onnxruntime on one thread of a 2-core box."""
+    return requested or os.cpu_count() or 1
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

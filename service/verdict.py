@@ -1,0 +1,152 @@
+"""Logits → prediction → verdict. Pure numpy; knows nothing of Ray, HTTP or images.
+
+The decision is made on parent classes (thesis 4.2.2, 5.2: 70-75% of errors only miss the body
+style or generation, so a wrong body within the right parent is still a match). Precision beats
+recall (thesis 6.6): anything short of clear evidence goes to manual review.
+
+- ``match``: the VIN's parent carries at least the match threshold (the per-class override of
+  that parent's most probable class, if it has one, else the global threshold).
+- ``mismatch``: another parent carries at least the mismatch threshold.
+- ``manual_review``: everything else, and every unknown (no parent from the VIN, a parent the
+  model does not know). Disabled classes never count as evidence for either decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+
+class Verdict(StrEnum):
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    MANUAL_REVIEW = "manual_review"
+
+
+class Reason(StrEnum):
+    LOW_CONFIDENCE = "low_confidence"
+    PARENT_MISMATCH = "parent_mismatch"
+    UNKNOWN_MODEL_CODE = "unknown_model_code"
+    VIN_NOT_MERCEDES = "vin_not_mercedes"
+    CLASS_DISABLED = "class_disabled"
+    PARENT_NOT_SUPPORTED = "parent_not_supported"
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One model output: its taxonomy identity and the switches production sets on it."""
+
+    id: str
+    label: str
+    parent: str
+    enabled: bool = True
+    match_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    match: float = 0.80
+    mismatch: float = 0.80
+
+
+@dataclass(frozen=True)
+class ScoredClass:
+    class_id: str
+    label: str
+    parent: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reasons: list[str]
+    parent_match: bool | None
+    top: ScoredClass
+    parent_probability: float
+    top_k: list[ScoredClass] = field(default_factory=list)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis, in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def parent_probabilities(
+    probs: np.ndarray, classes: Sequence[ClassInfo], *, enabled_only: bool = False
+) -> dict[str, float]:
+    """Probability mass of each parent: the sum of its classes' probabilities."""
+    masses: dict[str, float] = {}
+    for p, cls in zip(probs, classes, strict=True):
+        if enabled_only and not cls.enabled:
+            p = 0.0
+        masses[cls.parent] = masses.get(cls.parent, 0.0) + float(p)
+    return masses
+
+
+def _scored(probs: np.ndarray, classes: Sequence[ClassInfo], index: int) -> ScoredClass:
+    cls = classes[index]
+    return ScoredClass(cls.id, cls.label, cls.parent, float(probs[index]))
+
+
+def decide(
+    logits: np.ndarray,
+    classes: Sequence[ClassInfo],
+    *,
+    expected_parent: str | None,
+    vin_reasons: Sequence[str] = (),
+    thresholds: Thresholds = Thresholds(),
+    top_k: int = 3,
+) -> Decision:
+    """The verdict for one photo's logits against the parent class its VIN names."""
+    probs = softmax(logits)
+    order = np.argsort(-probs, kind="stable")
+    top = _scored(probs, classes, int(order[0]))
+    ranked = [_scored(probs, classes, int(i)) for i in order[: max(1, top_k)]]
+    masses = parent_probabilities(probs, classes)
+
+    def review(reasons: list[str], parent_probability: float) -> Decision:
+        return Decision(Verdict.MANUAL_REVIEW, reasons, None, top, parent_probability, ranked)
+
+    if expected_parent is None:
+        reasons = [r for r in vin_reasons] or [Reason.UNKNOWN_MODEL_CODE.value]
+        return review(reasons, masses[top.parent])
+    if expected_parent not in masses:
+        return review([Reason.PARENT_NOT_SUPPORTED.value], masses[top.parent])
+
+    predicted_parent = max(masses, key=masses.__getitem__)
+    parent_match = predicted_parent == expected_parent
+    trusted = parent_probabilities(probs, classes, enabled_only=True)
+    best_other = max((m for p, m in trusted.items() if p != expected_parent), default=0.0)
+    best_other_any = max((m for p, m in masses.items() if p != expected_parent), default=0.0)
+    threshold = _match_threshold(probs, classes, expected_parent, thresholds.match)
+
+    if trusted[expected_parent] >= threshold:
+        verdict, reasons = Verdict.MATCH, []
+    elif best_other >= thresholds.mismatch:
+        verdict, reasons = Verdict.MISMATCH, [Reason.PARENT_MISMATCH.value]
+    else:
+        verdict = Verdict.MANUAL_REVIEW
+        untrusted_evidence = (
+            masses[expected_parent] >= threshold or best_other_any >= thresholds.mismatch
+        )
+        reasons = [
+            Reason.CLASS_DISABLED.value if untrusted_evidence else Reason.LOW_CONFIDENCE.value
+        ]
+    return Decision(verdict, reasons, parent_match, top, masses[expected_parent], ranked)
+
+
+def _match_threshold(
+    probs: np.ndarray, classes: Sequence[ClassInfo], parent: str, default: float
+) -> float:
+    """The override of the parent's most probable class, where it has one."""
+    members = [i for i, c in enumerate(classes) if c.parent == parent]
+    best = max(members, key=lambda i: probs[i])
+    override = classes[best].match_threshold
+    return default if override is None else override

@@ -1,0 +1,106 @@
+"""Starts the real service (`recognize serve`: local Ray + Serve) once, talks HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.settings import DEMO_MODEL_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningService:
+    def __init__(
+        self, base_url: str, process: subprocess.Popen[bytes], log: Path, cold_start_s: float
+    ) -> None:
+        self.base_url = base_url
+        self.process = process
+        self.log = log
+        self.cold_start_s = cold_start_s
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=60.0, **kwargs)  # type: ignore[arg-type]
+
+
+def start_service(env_overrides: dict[str, str], log: Path) -> RunningService:
+    if not DEMO_MODEL_PATH.is_file():
+        pytest.fail(f"demo model {DEMO_MODEL_PATH} missing: run `make model` (make test does)")
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECOGNIZE_PORT": str(port),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+        **env_overrides,
+    }
+    started = time.perf_counter()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with httpx.Client(base_url=base_url, timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"service exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            stop_service(process)
+            pytest.fail(f"service not ready after {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
+    return RunningService(base_url, process, log, time.perf_counter() - started)
+
+
+def stop_service(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    log = tmp_path_factory.mktemp("service") / "serve.log"
+    # A wait long enough that concurrent test requests share batches on a slow CI box.
+    running = start_service(
+        {"RECOGNIZE_MAX_BATCH_SIZE": "8", "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05"}, log
+    )
+    print(f"\ncold start to ready: {running.cold_start_s:.1f}s")
+    yield running
+    stop_service(running.process)
+
+
+@pytest.fixture()
+def client(service: RunningService) -> Iterator[httpx.Client]:
+    with service.client() as c:
+        yield c

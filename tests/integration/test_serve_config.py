@@ -1,0 +1,123 @@
+"""The Serve config file: in sync with the settings, valid for Serve, and `serve run`-able."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from service.app import serve_config
+from service.settings import Settings
+from tests import imagefactory as f
+from tests.integration.conftest import REPO, free_port
+
+pytestmark = pytest.mark.integration
+CONFIG = REPO / "deploy" / "serve_config.yaml"
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RECOGNIZE_")}
+
+
+def test_committed_config_is_what_the_settings_generate() -> None:
+    generated = subprocess.run(
+        [sys.executable, "-m", "service.cli", "config"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert generated == CONFIG.read_text(), "run `recognize config > deploy/serve_config.yaml`"
+
+
+def test_config_validates_with_serves_own_schema() -> None:
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(CONFIG.read_text()))
+    (app,) = schema.applications
+    assert app.import_path == "service.app:build_app"
+    names = {d.name: d for d in app.deployments}
+    assert (
+        names["Classifier"].max_ongoing_requests
+        >= names["Classifier"].user_config["max_batch_size"]
+    )
+
+
+def test_missing_model_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model.onnx"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve"],
+        cwd=REPO,
+        env={**clean_env(), "RECOGNIZE_MODEL_PATH": str(missing), "RECOGNIZE_PORT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "recognize export" in result.stderr
+
+
+def test_serve_run_with_the_config_file_flips_ready(tmp_path: Path) -> None:
+    """`serve run` on a generated config serves the app; /readyz is 503 until warmed up."""
+    port = free_port()
+    # 16 warm-up shapes make the not-ready window wide enough to observe on any machine.
+    document = serve_config(Settings(port=port, max_batch_size=16))
+    path = tmp_path / "serve_config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    env = {**clean_env(), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    serve_cli = Path(sys.executable).parent / "serve"
+    log = tmp_path / "serve_run.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(serve_cli), "run", str(path)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    seen: list[tuple[int, str | None]] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                assert process.poll() is None, log.read_text()[-3000:]
+                try:
+                    r = client.get("/readyz")
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+                    continue
+                if r.status_code == 404:  # Serve's proxy before the app's routes exist
+                    time.sleep(0.05)
+                    continue
+                code = r.json().get("error", {}).get("code") if r.status_code != 200 else None
+                seen.append((r.status_code, code))
+                if r.status_code == 200:
+                    break
+                time.sleep(0.05)
+            assert seen and seen[-1] == (200, None), (seen[-5:], log.read_text()[-3000:])
+            not_ready = [s for s in seen if s[0] != 200]
+            assert (503, "not_ready") in not_ready, seen[:10]
+            assert all(s == (503, "not_ready") for s in not_ready), seen
+            # a request during warm-up would also have been a clean 503; now it is served
+            r = client.post(
+                "/recognize",
+                files={"image": ("a.jpg", f.jpeg(), "image/jpeg")},
+                data={"vin": "WDD2052041F123456"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["vin"]["expected_parent"] == "C-Class"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

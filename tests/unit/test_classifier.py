@@ -1,0 +1,101 @@
+"""Classifier: session building and its refusals, and dynamic batching, without Ray or HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from models.export import export_model
+from service.classifier import Classifier, ClassifierConfig, build_session
+from service.errors import ModelContractError, ModelNotReady
+from service.modelfile import METADATA_KEY
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ConvNeXt (atto) over the full taxonomy at 64 px: small enough to be quick."""
+    out = tmp_path_factory.mktemp("model") / "convnext_atto_64.onnx"
+    export_model(out, arch="convnext_atto", seed=0, input_size=SIZE)
+    return out
+
+
+def config(path: Path, **overrides: object) -> ClassifierConfig:
+    return ClassifierConfig.model_validate(
+        {"model_path": str(path), "intra_op_threads": 1, **overrides}
+    )
+
+
+def rewrite_metadata(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    model = onnx.load(str(src))
+    entries = {p.key: p.value for p in model.metadata_props}
+    del model.metadata_props[:]
+    for key, value in edit(entries).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_session_and_metadata(tiny_model: Path) -> None:
+    session, metadata = build_session(config(tiny_model))
+    assert metadata.input_size == SIZE
+    assert len(metadata.classes) == 64
+    assert session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelContractError, match="does not exist"):
+        build_session(config(tmp_path / "nope.onnx"))
+
+
+def test_model_without_metadata_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    bare = rewrite_metadata(tiny_model, tmp_path / "bare.onnx", lambda e: {})
+    with pytest.raises(ModelContractError, match="no 'recognize' metadata"):
+        build_session(config(bare))
+
+
+def test_model_with_foreign_classes_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    def rename_first_class(entries: dict[str, str]) -> dict[str, str]:
+        meta = json.loads(entries[METADATA_KEY])
+        meta["classes"][0]["id"] = "w123_sedan_1976_1985"
+        return {METADATA_KEY: json.dumps(meta)}
+
+    foreign = rewrite_metadata(tiny_model, tmp_path / "foreign.onnx", rename_first_class)
+    with pytest.raises(ModelContractError, match="w123_sedan_1976_1985"):
+        build_session(config(foreign))
+
+
+def test_cuda_requested_but_unavailable_fails_loudly(tiny_model: Path) -> None:
+    # This machine's onnxruntime is the CPU build: asking for CUDA must not silently run on CPU.
+    with pytest.raises(ModelContractError, match="refusing to fall back"):
+        build_session(config(tiny_model, providers=["CUDAExecutionProvider"]))
+
+
+def test_not_ready_until_configured_then_runs_any_batch_size(tiny_model: Path) -> None:
+    # Batching itself needs a Serve replica context: tests/integration proves it over HTTP.
+    classifier = Classifier.func_or_class()
+    with pytest.raises(ModelNotReady):
+        classifier.ready()
+    classifier.reconfigure(config(tiny_model, max_batch_size=3).model_dump())
+    assert classifier.ready()["metadata"]["input_size"] == SIZE
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+    together = classifier._run(batch)
+    alone = np.concatenate([classifier._run(batch[i : i + 1]) for i in range(3)])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
+    assert together.shape == (3, 64)
+
+
+def test_batch_settings_change_live_without_a_new_session(tiny_model: Path) -> None:
+    classifier = Classifier.func_or_class()
+    classifier.reconfigure(config(tiny_model, max_batch_size=2).model_dump())
+    session = classifier._session
+    classifier.reconfigure(config(tiny_model, max_batch_size=3).model_dump())
+    assert classifier._session is session  # batching changes need no new session
+    classifier.reconfigure(config(tiny_model, max_batch_size=3, intra_op_threads=2).model_dump())
+    assert classifier._session is not session
