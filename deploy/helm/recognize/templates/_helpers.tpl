@@ -1,0 +1,252 @@
+{{/*
+Names and labels.
+*/}}
+
+{{- define "recognize.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The resource name prefix. 40 characters at most, not Helm's usual 63: KubeRay derives longer
+names from the RayService's (a 5-character cluster suffix, then "-head-svc", "-serve-svc",
+"-<group>-worker-<id>") and they must stay valid DNS labels.
+*/}}
+{{- define "recognize.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "recognize.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "recognize.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "recognize.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "recognize.labels" -}}
+helm.sh/chart: {{ include "recognize.chart" . }}
+{{ include "recognize.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: recognize
+{{- end }}
+
+{{/* Selector of the GPU worker pods (PodDisruptionBudget). */}}
+{{- define "recognize.workerSelectorLabels" -}}
+{{ include "recognize.selectorLabels" . }}
+app.kubernetes.io/component: gpu-worker
+{{- end }}
+
+{{- define "recognize.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/* Name of the Secret holding the API keys; empty when there is none. */}}
+{{- define "recognize.apiKeysSecretName" -}}
+{{- if .Values.apiKeys.existingSecret }}
+{{- .Values.apiKeys.existingSecret }}
+{{- else if .Values.apiKeys.create }}
+{{- printf "%s-api-keys" (include "recognize.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The model file's path in the classifier's pods. Every model source puts the file under /models:
+the PVC and the download emptyDir are mounted there, and the Dockerfile bakes it there.
+*/}}
+{{- define "recognize.modelPath" -}}
+{{- printf "/models/%s" .Values.model.file }}
+{{- end }}
+
+{{/*
+The service settings (service/settings.py field names) these values set, as JSON: what the
+RECOGNIZE_* environment would hold for the same service. A null value is left out, so the
+service's own default applies. The bind host is always 0.0.0.0 in the cluster.
+*/}}
+{{- define "recognize.settings" -}}
+{{- $v := .Values }}
+{{- $settings := dict "host" "0.0.0.0" "port" $v.serve.port "model_path" (include "recognize.modelPath" .) }}
+{{- $fromValues := list
+  (list $v.classifier "replicas" "classifier_replicas")
+  (list $v.classifier "numGpus" "classifier_num_gpus")
+  (list $v.classifier "numCpus" "classifier_num_cpus")
+  (list $v.classifier "providers" "providers")
+  (list $v.classifier "intraOpThreads" "intra_op_threads")
+  (list $v.classifier "maxBatchSize" "max_batch_size")
+  (list $v.classifier "batchWaitTimeoutS" "batch_wait_timeout_s")
+  (list $v.classifier "warmupBatchSizes" "warmup_batch_sizes")
+  (list $v.ingress "replicas" "ingress_replicas")
+  (list $v.ingress "numCpus" "ingress_num_cpus")
+  (list $v.decision "matchThreshold" "match_threshold")
+  (list $v.decision "mismatchThreshold" "mismatch_threshold")
+  (list $v.limits "maxUploadBytes" "max_upload_bytes")
+  (list $v.limits "maxImagePixels" "max_image_pixels")
+  (list $v.limits "minImageSide" "min_image_side")
+  (list $v.limits "defaultTopK" "default_top_k")
+}}
+{{- range $fromValues }}
+{{- $value := index (index . 0) (index . 1) }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $settings (index . 2) $value }}
+{{- end }}
+{{- end }}
+{{- toJson $settings }}
+{{- end }}
+
+{{/*
+serveConfigV2: files/serve_config.yaml (`recognize config` for the service's defaults, kept equal
+to the code by tests/deploy/test_helm_chart.py) with the settings above merged in the way
+service.app.serve_config places them, plus Serve autoscaling, which the settings do not cover.
+*/}}
+{{- define "recognize.serveConfig" -}}
+{{- $settings := include "recognize.settings" . | fromJson }}
+{{- $doc := .Files.Get "files/serve_config.yaml" | fromYaml }}
+{{- if not $doc.applications }}
+{{- fail "files/serve_config.yaml is missing or empty: regenerate it with `recognize config`" }}
+{{- end }}
+{{- $app := first $doc.applications }}
+{{- $deployments := dict }}
+{{- range $app.deployments }}
+{{- $_ := set $deployments .name . }}
+{{- end }}
+{{- $classifier := required "files/serve_config.yaml has no Classifier deployment" $deployments.Classifier }}
+{{- $ingress := required "files/serve_config.yaml has no Ingress deployment" $deployments.Ingress }}
+{{- $userConfig := $classifier.user_config }}
+{{- /* Where serve_config puts each setting besides `args`; the value there is its default. */}}
+{{- $placed := dict
+  "model_path" (list $userConfig "model_path")
+  "providers" (list $userConfig "providers")
+  "intra_op_threads" (list $userConfig "intra_op_threads")
+  "max_batch_size" (list $userConfig "max_batch_size")
+  "batch_wait_timeout_s" (list $userConfig "batch_wait_timeout_s")
+  "warmup_batch_sizes" (list $userConfig "warmup_batch_sizes")
+  "classifier_replicas" (list $classifier "num_replicas")
+  "classifier_num_cpus" (list $classifier.ray_actor_options "num_cpus")
+  "classifier_num_gpus" (list $classifier.ray_actor_options "num_gpus")
+  "ingress_replicas" (list $ingress "num_replicas")
+  "ingress_num_cpus" (list $ingress.ray_actor_options "num_cpus")
+}}
+{{- $defaultBatch := $userConfig.max_batch_size }}
+{{- /* `args` holds the settings that differ from the defaults (host and port go to http_options). */}}
+{{- $args := deepCopy ($app.args | default dict) }}
+{{- range $name, $value := $settings }}
+{{- if not (has $name (list "host" "port")) }}
+{{- $where := get $placed $name }}
+{{- if or (not $where) (ne (toJson $value) (toJson (index (index $where 0) (index $where 1)))) }}
+{{- $_ := set $args $name $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $where := $placed }}
+{{- if hasKey $settings $name }}
+{{- $_ := set (index $where 0) (index $where 1) (get $settings $name) }}
+{{- end }}
+{{- end }}
+{{- /* max_ongoing_requests scale with max_batch_size (settings.classifier_max_ongoing_requests
+  and the ingress's multiple): keep the generated ratio. */}}
+{{- if hasKey $settings "max_batch_size" }}
+{{- $batch := $settings.max_batch_size }}
+{{- $_ := set $classifier "max_ongoing_requests" (div (mul $classifier.max_ongoing_requests $batch) $defaultBatch) }}
+{{- $_ := set $ingress "max_ongoing_requests" (div (mul $ingress.max_ongoing_requests $batch) $defaultBatch) }}
+{{- end }}
+{{- $autoscaling := .Values.classifier.autoscaling }}
+{{- if $autoscaling.enabled }}
+{{- $config := dict "min_replicas" $autoscaling.minReplicas "max_replicas" $autoscaling.maxReplicas "target_ongoing_requests" $autoscaling.targetOngoingRequests }}
+{{- range $key, $name := dict "initialReplicas" "initial_replicas" "upscaleDelayS" "upscale_delay_s" "downscaleDelayS" "downscale_delay_s" }}
+{{- $value := index $autoscaling $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $config $name $value }}
+{{- end }}
+{{- end }}
+{{- $_ := unset $classifier "num_replicas" }}
+{{- $_ := set $classifier "autoscaling_config" $config }}
+{{- end }}
+{{- $_ := set $doc.http_options "host" $settings.host }}
+{{- $_ := set $doc.http_options "port" $settings.port }}
+{{- $_ := set $app "args" $args }}
+{{- toYaml $doc }}
+{{- end }}
+
+{{/*
+Refuse values that render valid objects which cannot work: bounds the wrong way round, and
+classifier replicas that cannot all get their GPUs even at the worker group's largest size
+(Serve would wait forever for replicas that never fit).
+*/}}
+{{- define "recognize.checkValues" -}}
+{{- $autoscaling := .Values.classifier.autoscaling }}
+{{- if and $autoscaling.enabled (gt (int $autoscaling.minReplicas) (int $autoscaling.maxReplicas)) }}
+{{- fail "classifier.autoscaling.minReplicas is above classifier.autoscaling.maxReplicas" }}
+{{- end }}
+{{- $workers := .Values.gpuWorkers }}
+{{- if not (and (le (int $workers.minReplicas) (int $workers.replicas)) (le (int $workers.replicas) (int $workers.maxReplicas))) }}
+{{- fail "gpuWorkers needs minReplicas <= replicas <= maxReplicas" }}
+{{- end }}
+{{- $doc := include "recognize.serveConfig" . | fromYaml }}
+{{- range (first $doc.applications).deployments }}
+{{- if eq .name "Classifier" }}
+{{- $replicas := .num_replicas | default 0 }}
+{{- with .autoscaling_config }}
+{{- $replicas = .max_replicas }}
+{{- end }}
+{{- $need := mulf $replicas .ray_actor_options.num_gpus }}
+{{- $have := mul $.Values.gpuWorkers.maxReplicas $.Values.gpuWorkers.gpus }}
+{{- if gt $need (float64 $have) }}
+{{- fail (printf "%v classifier replicas x %v GPUs need %v GPUs, but the GPU worker group has at most %v (gpuWorkers.maxReplicas x gpuWorkers.gpus)" $replicas .ray_actor_options.num_gpus $need $have) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Environment of every Ray container. Service settings go through serveConfigV2, not here:
+a serveConfigV2 change updates the Serve application in place, an env change makes a new cluster. */}}
+{{- define "recognize.env" -}}
+# Ray, dashboard and Python write nothing under $HOME, but anything that tries lands in the
+# writable /tmp emptyDir instead of the read-only image.
+- name: HOME
+  value: /tmp
+- name: RAY_USAGE_STATS_ENABLED
+  value: "0"
+{{- if eq .Values.ray.authMode "disabled" }}
+- name: RAY_AUTH_MODE
+  value: disabled
+{{- end }}
+{{- with (include "recognize.apiKeysSecretName" .) }}
+- name: RECOGNIZE_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.apiKeys.secretKey }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Writable scratch space of every Ray pod: /tmp (Ray's session directory, logs, spilled
+objects) and an in-memory /dev/shm for the object store. Called with (list $ shmSize). */}}
+{{- define "recognize.scratchVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ (index . 0).Values.tmpSizeLimit }}
+- name: dshm
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ index . 1 }}
+{{- end }}
+
+{{- define "recognize.scratchVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: dshm
+  mountPath: /dev/shm
+{{- end }}
