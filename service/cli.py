@@ -1,4 +1,4 @@
-"""The ``recognize`` command: serve, vin, config, export."""
+"""The ``recognize`` command: serve, vin, keys, config, export, bench."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from service.app import serve_forever
 
     return serve_forever()
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from service.auth import create_key
+
+    key, entry = create_key(args.tenant)
+    print(f"tenant: {entry.tenant}")
+    print(f"key: {key}")
+    print(f"config entry: {entry.model_dump_json()}")
+    print(
+        "Give the key to the tenant now; it is not stored and cannot be shown again. Add the "
+        "config entry to RECOGNIZE_API_KEYS (a JSON list) or the chart's API-key Secret.",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -61,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:
         return _cmd_export(argv[1:])
+    if argv[:1] == ["bench"]:
+        from loadtest.bench import main as bench_main
+
+        return bench_main(argv[1:])
 
     parser = argparse.ArgumentParser(prog="recognize", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,9 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     vin.add_argument("vins", nargs="+", metavar="VIN")
     vin.set_defaults(func=_cmd_vin)
 
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="print a new key once, and its hash for the config")
+    create.add_argument("tenant", help="tenant name, e.g. geofence-portal")
+    create.set_defaults(func=_cmd_keys_create)
+
     config = sub.add_parser("config", help="print the Serve config YAML built from the settings")
     config.set_defaults(func=_cmd_config)
 
+    sub.add_parser("bench", help="raw onnxruntime vs this service vs naive vs Triton (one run)")
     sub.add_parser("export", help="export a timm model to ONNX (see `recognize export --help`)")
 
     args = parser.parse_args(argv)

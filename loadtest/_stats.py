@@ -1,0 +1,98 @@
+"""Percentiles, and what a server's processes cost: memory (RSS, PSS) and CPU, from /proc.
+
+A server here is a process tree: `recognize serve` starts Ray's GCS, raylet and workers, PyTriton
+starts tritonserver and a Python backend stub. All of them count, so a tree is the process, its
+descendants, and every process of its session (Ray re-parents some of its helpers).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100) of sorted values, linearly interpolated; None if empty."""
+    if not sorted_values:
+        return None
+    rank = (len(sorted_values) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    value = sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+    return round(value, 2)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ")".
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """root, its descendants, and the other processes of root's session."""
+    parents: dict[int, int] = {}
+    sessions: dict[int, int] = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None:
+            continue
+        # After the command: state, ppid, pgrp, session, ...
+        parents[int(entry.name)] = int(fields[1])
+        sessions[int(entry.name)] = int(fields[3])
+    if root not in parents:
+        return []
+    tree = {root} | {pid for pid, sid in sessions.items() if sid == root}
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return sorted(tree)
+
+
+@dataclass(frozen=True)
+class Memory:
+    processes: int
+    rss_mb: float
+    pss_mb: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"processes": self.processes, "rss_mb": self.rss_mb, "pss_mb": self.pss_mb}
+
+
+def tree_memory(root: int) -> Memory:
+    """Summed RSS and PSS of a process tree (PSS splits shared pages fairly between processes)."""
+    rss_kb = pss_kb = count = 0
+    for pid in process_tree(root):
+        try:
+            text = (PROC / str(pid) / "smaps_rollup").read_text()
+        except OSError:
+            continue  # gone, or a kernel thread
+        count += 1
+        for line in text.splitlines():
+            key, _, rest = line.partition(":")
+            if key == "Rss":
+                rss_kb += int(rest.split()[0])
+            elif key == "Pss":
+                pss_kb += int(rest.split()[0])
+    return Memory(count, round(rss_kb / 1024, 1), round(pss_kb / 1024, 1))
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds the tree's live processes have used so far."""
+    ticks = 0
+    for pid in process_tree(root):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS

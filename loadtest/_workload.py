@@ -1,0 +1,320 @@
+"""The audit workload's inputs, made on the spot: dealer photos and VINs (no data set ships).
+
+Photos are real JPEG/PNG encodings whose content compresses like a photograph, not like a flat
+colour: a smooth gradient, car-like shapes and per-channel Gaussian noise, all drawn by Pillow's
+C code so that even 12 MP phone photos take well under a second. Dealer photos average about
+460x706 (width x height), the size of the thesis's data set, with +-25 % spread.
+
+VINs come in the kinds an audit portal sends: well-formed Mercedes-Benz VINs whose model code
+names a parent class (the photo then matches or not), unknown model codes, other makes, and a
+few malformed ones the service must refuse with 422 ``invalid_vin``. Every VIN is run through
+the service's own decoder here, so its kind is what the service will see, not a guess.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops, ImageDraw
+
+from service.errors import InvalidVIN
+from service.vin import check_digit, decode_vin, load_vin_rules
+
+DEALER_SIZE = (460, 706)  # mean width x height of the thesis's photos
+PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo, stored landscape
+EXIF_ORIENTATION = 0x0112
+
+# VIN kinds, and how often the audit workload sends each (a few percent invalid ones).
+KNOWN = "known_parent"
+UNKNOWN = "unknown_model_code"
+NOT_MERCEDES = "not_mercedes"
+INVALID = "invalid"
+VIN_MIX: dict[str, float] = {KNOWN: 0.82, UNKNOWN: 0.07, NOT_MERCEDES: 0.07, INVALID: 0.04}
+
+C_CLASS_VIN = "WDD2052041F123456"  # decodes to C-Class (EU FIN, Baumuster 205204)
+GLE_VIN = "4JGFB4KB3LA123456"  # decodes to GLE-Class (North-American VIN, model year 2020)
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    kind: str  # "dealer" or "phone"
+
+
+@dataclass(frozen=True)
+class AuditVin:
+    vin: str
+    kind: str  # one of VIN_MIX's keys
+    expected_parent: str | None
+
+
+# --- photos ----------------------------------------------------------------------------------
+
+
+def photo_image(width: int, height: int, rng: random.Random, noise: float = 9.0) -> Image.Image:
+    """An RGB picture with a photo's statistics: gradient sky and ground, a car-like body, noise."""
+    top = tuple(rng.randint(90, 230) for _ in range(3))
+    bottom = tuple(rng.randint(20, 140) for _ in range(3))
+    # A 2-pixel-wide vertical gradient stretched by Pillow: smooth, and free to compute.
+    column = Image.new("RGB", (1, 256))
+    column.putdata(
+        [
+            tuple(int(t + (b - t) * y / 255) for t, b in zip(top, bottom, strict=True))
+            for y in range(256)
+        ]
+    )
+    img = column.resize((width, height), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    # A car: body, cabin and two wheels, at a random place and scale.
+    scale = rng.uniform(0.55, 0.9)
+    car_w, car_h = int(width * scale), int(height * scale * 0.35)
+    x0 = rng.randint(0, max(0, width - car_w))
+    y0 = rng.randint(height // 3, max(height // 3, height - car_h - 1))
+    paint = tuple(rng.randint(0, 255) for _ in range(3))
+    draw.rounded_rectangle(
+        (x0, y0 + car_h // 3, x0 + car_w, y0 + car_h), radius=max(1, car_h // 6), fill=paint
+    )
+    draw.polygon(
+        [
+            (x0 + car_w // 5, y0 + car_h // 3),
+            (x0 + car_w // 3, y0),
+            (x0 + 2 * car_w // 3, y0),
+            (x0 + 4 * car_w // 5, y0 + car_h // 3),
+        ],
+        fill=tuple(max(0, c - 40) for c in paint),
+    )
+    wheel = max(2, car_h // 3)
+    for cx in (x0 + car_w // 5, x0 + 4 * car_w // 5):
+        draw.ellipse(
+            (cx - wheel, y0 + car_h - wheel, cx + wheel, y0 + car_h + wheel), fill=(15,) * 3
+        )
+    # Background clutter: other cars, signs, windows of the showroom.
+    for _ in range(rng.randint(4, 12)):
+        bx, by = rng.randint(0, width), rng.randint(0, height)
+        bw, bh = (
+            rng.randint(width // 20 + 1, width // 4 + 2),
+            rng.randint(height // 20 + 1, height // 5 + 2),
+        )
+        draw.rectangle(
+            (bx, by, bx + bw, by + bh), fill=tuple(rng.randint(0, 255) for _ in range(3))
+        )
+    # Sensor noise, one independent field per channel, centred on 128 and added around zero.
+    seed_noise = [Image.effect_noise((width, height), noise) for _ in range(3)]
+    return ImageChops.add(img, Image.merge("RGB", seed_noise), scale=1.0, offset=-128)
+
+
+def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def dealer_size(rng: random.Random) -> tuple[int, int]:
+    """A dealer photo's size: about 460x706 on average, each side within +-25 %."""
+    width = round(DEALER_SIZE[0] * rng.uniform(0.75, 1.25))
+    height = round(DEALER_SIZE[1] * rng.uniform(0.75, 1.25))
+    return width, height
+
+
+def dealer_jpeg(rng: random.Random, index: int = 0) -> Photo:
+    width, height = dealer_size(rng)
+    data = encode(
+        photo_image(width, height, rng),
+        "JPEG",
+        quality=rng.choice((80, 85, 90, 92)),
+        progressive=rng.random() < 0.3,
+        optimize=False,
+    )
+    return Photo(f"dealer-{index}.jpg", data, "image/jpeg", width, height, "dealer")
+
+
+def dealer_png(rng: random.Random, index: int = 0) -> Photo:
+    width, height = dealer_size(rng)
+    # compress_level 1: a portal re-encoding screenshots as PNG does not spend seconds on it.
+    data = encode(photo_image(width, height, rng), "PNG", compress_level=1)
+    return Photo(f"dealer-{index}.png", data, "image/png", width, height, "dealer")
+
+
+def phone_jpeg(rng: random.Random, index: int = 0) -> Photo:
+    """A full-resolution phone photo: 4032x3024 stored landscape, EXIF says turn it upright."""
+    width, height = PHONE_SIZE
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = rng.choice((1, 6))
+    data = encode(
+        photo_image(width, height, rng, noise=6.0), "JPEG", quality=90, exif=exif.tobytes()
+    )
+    return Photo(f"phone-{index}.jpg", data, "image/jpeg", width, height, "phone")
+
+
+def dealer_jpegs(count: int, seed: int = 0) -> list[Photo]:
+    rng = random.Random(seed)
+    return [dealer_jpeg(rng, i) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class PhotoMix:
+    """Dealer JPEGs, dealer PNGs and phone photos, and how often each kind is sent."""
+
+    jpegs: Sequence[Photo]
+    pngs: Sequence[Photo]
+    phones: Sequence[Photo]
+    png_share: float
+    phone_share: float
+
+    def pick(self, rng: random.Random) -> Photo:
+        roll = rng.random()
+        if self.phones and roll < self.phone_share:
+            return rng.choice(self.phones)
+        if self.pngs and roll < self.phone_share + self.png_share:
+            return rng.choice(self.pngs)
+        return rng.choice(self.jpegs)
+
+    def describe(self) -> str:
+        dealer = [*self.jpegs, *self.pngs]
+        mean_w = sum(p.width for p in dealer) / len(dealer)
+        mean_h = sum(p.height for p in dealer) / len(dealer)
+        mean_kb = sum(len(p.data) for p in self.jpegs) / len(self.jpegs) / 1024
+        phone_mb = (
+            sum(len(p.data) for p in self.phones) / len(self.phones) / 2**20 if self.phones else 0
+        )
+        return (
+            f"{len(self.jpegs)} dealer JPEGs (mean {mean_w:.0f}x{mean_h:.0f}, {mean_kb:.0f} KB), "
+            f"{len(self.pngs)} PNGs ({self.png_share:.0%}), {len(self.phones)} phone photos "
+            f"{PHONE_SIZE[0]}x{PHONE_SIZE[1]} ({phone_mb:.1f} MB, {self.phone_share:.0%})"
+        )
+
+
+def photo_mix(
+    *,
+    jpegs: int = 32,
+    pngs: int = 6,
+    phones: int = 2,
+    png_share: float = 0.08,
+    phone_share: float = 0.03,
+    seed: int = 0,
+) -> PhotoMix:
+    rng = random.Random(seed)
+    return PhotoMix(
+        jpegs=[dealer_jpeg(rng, i) for i in range(jpegs)],
+        pngs=[dealer_png(rng, i) for i in range(pngs)],
+        phones=[phone_jpeg(rng, i) for i in range(phones)],
+        png_share=png_share,
+        phone_share=phone_share,
+    )
+
+
+# --- VINs ------------------------------------------------------------------------------------
+
+_SERIAL_CHARS = "0123456789"
+_EU_PLANTS = "AFHJNRX"
+
+
+def _serial(rng: random.Random, length: int = 6) -> str:
+    return "".join(rng.choice(_SERIAL_CHARS) for _ in range(length))
+
+
+def with_check_digit(vin: str) -> str:
+    """The VIN with position 9 set to its 49 CFR 565 check digit."""
+    return vin[:8] + check_digit(vin) + vin[9:]
+
+
+def _known_candidates(rng: random.Random) -> list[str]:
+    """European FINs built from the decoder's own car rules, plus North-American GLE VINs."""
+    rules = load_vin_rules()
+    candidates = []
+    for rule in rules.eu:
+        if rule.vehicle != "car":
+            continue
+        wmis = rule.wmi or ("WDD", "W1K")
+        body = rng.choice(rule.body_digits) if rule.body_digits else "2"
+        baumuster = f"{rule.series}{body}{rng.randint(0, 9)}{rng.randint(0, 9)}"
+        candidates.append(f"{rng.choice(wmis)}{baumuster}1{rng.choice(_EU_PLANTS)}{_serial(rng)}")
+    for _ in range(4):
+        candidates.append(with_check_digit(f"{GLE_VIN[:11]}{_serial(rng)}"))
+    return candidates
+
+
+def _candidates(kind: str, rng: random.Random) -> list[str]:
+    if kind == KNOWN:
+        return _known_candidates(rng)
+    if kind == UNKNOWN:
+        return [
+            f"{wmi}{series}2041F{_serial(rng)}"
+            for wmi in ("WDD", "W1K")
+            for series in ("999", "998", "997")
+        ]
+    if kind == NOT_MERCEDES:
+        return [
+            f"WVWZZZ1KZ6W{_serial(rng)}",  # Volkswagen, European layout
+            f"VF1RFB00{rng.randint(0, 9)}6{_serial(rng)}",  # Renault
+            f"ZFA31200000{_serial(rng)}",  # Fiat
+            with_check_digit(f"1HGCM82633A{_serial(rng)}"),  # Honda, North American
+            with_check_digit(f"JTDKB20U09{rng.randint(0, 9)}{_serial(rng)}"),  # Toyota
+        ]
+    good = C_CLASS_VIN
+    bad_check = GLE_VIN[:8] + ("0" if GLE_VIN[8] != "0" else "1") + GLE_VIN[9:]
+    return [
+        good[:-1],  # 16 characters
+        good + "7",  # 18 characters
+        good[:5] + "O" + good[6:],  # O is not in the VIN alphabet
+        good[:10] + "I" + good[11:],  # nor is I
+        bad_check,  # North-American VIN with a wrong check digit
+        "WDD 205204 1F1234",  # spaces and too short
+    ]
+
+
+def _kind_of(vin: str) -> tuple[str, str | None]:
+    try:
+        decoded = decode_vin(vin)
+    except InvalidVIN:
+        return INVALID, None
+    if decoded.expected_parent is not None:
+        return KNOWN, decoded.expected_parent
+    if "vin_not_mercedes" in decoded.reasons:
+        return NOT_MERCEDES, None
+    return UNKNOWN, None
+
+
+def vin_pool(seed: int = 0, per_kind: int = 40) -> dict[str, list[AuditVin]]:
+    """VINs of every kind, each checked with the service's decoder (kind = what it decodes to)."""
+    rng = random.Random(seed)
+    pool: dict[str, list[AuditVin]] = {kind: [] for kind in VIN_MIX}
+    for kind in VIN_MIX:
+        seen: set[str] = set()
+        for _ in range(8):
+            for vin in _candidates(kind, rng):
+                actual, parent = _kind_of(vin)
+                if actual == kind and vin not in seen:
+                    seen.add(vin)
+                    pool[kind].append(AuditVin(vin, kind, parent))
+            if len(pool[kind]) >= per_kind:
+                break
+        if not pool[kind]:
+            raise RuntimeError(f"no VIN of kind {kind} decodes as expected; vin_rules changed?")
+    return pool
+
+
+@dataclass(frozen=True)
+class VinMix:
+    pool: dict[str, list[AuditVin]]
+    weights: dict[str, float]
+
+    def pick(self, rng: random.Random) -> AuditVin:
+        kind = rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
+        return rng.choice(self.pool[kind])
+
+    def describe(self) -> str:
+        parents = {v.expected_parent for v in self.pool[KNOWN]}
+        shares = ", ".join(f"{kind} {share:.0%}" for kind, share in self.weights.items())
+        return f"VINs: {shares}; known VINs name {len(parents)} parent classes"
+
+
+def vin_mix(seed: int = 0, weights: dict[str, float] | None = None) -> VinMix:
+    return VinMix(vin_pool(seed), dict(weights or VIN_MIX))

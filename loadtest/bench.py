@@ -1,0 +1,645 @@
+"""Side-by-side benchmark: raw onnxruntime, this service, a naive server and Triton, one run.
+
+Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same C-Class VIN:
+
+1. raw   onnxruntime in this process through ``service.classifier.build_session`` at each batch
+         size: images/s and latency per ``session.run`` call; the best is the box's ceiling;
+2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency;
+3. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
+4. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
+            run from ``.venv-triton``; skipped when ``scripts/triton_venv.sh`` has not been run).
+
+Every server decodes and resizes the uploaded JPEG with ``service.imaging.prepare_image``,
+decodes the VIN and computes the verdict; every onnxruntime session has the service's options
+(thread spinning off). Servers run one at a time, each started as a subprocess on a free
+127.0.0.1 port: cold start (spawn to ready), RSS/PSS of its whole process tree and its idle CPU
+are reported beside throughput, p50/p90/p99 and mean batch size per concurrency, and the ratios
+service/raw ceiling, service/naive and service/Triton at equal concurrency.
+
+    python -m loadtest.bench                    # ~4 minutes on 2 cores with the demo model
+    python -m loadtest.bench --quick --peers service,naive
+    python -m loadtest.bench --url http://127.0.0.1:8000 --peers service
+
+Prints a table and writes JSON (default ``results/bench-<timestamp>.json``). Load goes to
+127.0.0.1 only; each cell is bounded in time (a warm-up of ``--warmup`` seconds that also waits
+until every client has had an answer, 60 s at most, then ``--duration``) and in requests.
+Exit status: 0, or 1 when a server failed to start or answered with errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtest._httpload import (
+    Target,
+    batch_size_from_json,
+    batch_size_from_kserve,
+    kserve_payloads,
+    multipart_payloads,
+    require_loopback,
+    run_cell,
+)
+from loadtest._servers import ServerFailed, ServerProcess, free_port, start_server
+from loadtest._stats import percentile, tree_cpu_seconds, tree_memory
+from loadtest._workload import C_CLASS_VIN, dealer_jpegs
+
+REPO = Path(__file__).resolve().parent.parent
+TRITON_VENV = REPO / ".venv-triton"
+PEERS = ("service", "naive", "triton")
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
+DEFAULT_CONCURRENCY = (1, 4, 16, 64)
+QUICK = {"batch_sizes": (1, 2), "concurrency": (1, 4), "duration": 2.0, "warmup": 0.5, "idle": 1.0}
+PHOTOS = 16  # distinct JPEGs cycled through by the clients
+
+# The CPU targets of issue 4 (section 3), checked against this run's figures.
+TARGETS = (
+    ("throughput_vs_raw", "service throughput at concurrency 16 >= 0.85 x raw best batch", 0.85),
+    ("throughput_vs_naive", "service throughput at concurrency 16 >= naive server's", 1.0),
+    ("added_latency_ms", "service p50 at concurrency 1 <= raw batch-1 p50 + 25 ms", 25.0),
+    ("idle_cpu_percent", "idle CPU of the whole running service <= 5 % of the machine", 5.0),
+    ("cold_start_s", "service cold start (process start to ready) <= 15 s", 15.0),
+)
+
+
+def _csv_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _peers(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown peers {unknown}; choose from {PEERS}")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from service.settings import Settings
+
+    settings = Settings()
+    parser = argparse.ArgumentParser(
+        prog="recognize bench",
+        description="Raw onnxruntime vs this service vs a naive server vs Triton, one run.",
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=settings.resolved_model_path,
+        help=f"ONNX model (default RECOGNIZE_MODEL_PATH, {settings.model_path})",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=_csv_ints,
+        default=DEFAULT_BATCH_SIZES,
+        help="raw onnxruntime batch sizes (default 1,2,4,8,16)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_csv_ints,
+        default=DEFAULT_CONCURRENCY,
+        help="concurrent clients per server cell (default 1,4,16,64)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="measured seconds per cell (default 8)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="unmeasured seconds before each cell (default 2); the warm-up also lasts until every "
+        "client has had an answer, 60 s at most",
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=5.0,
+        help="seconds over which each server's idle CPU is measured (default 5)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=20_000,
+        help="requests per cell at most (default 20000)",
+    )
+    parser.add_argument(
+        "--peers",
+        type=_peers,
+        default=PEERS,
+        help="servers to compare, comma-separated (default service,naive,triton)",
+    )
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="benchmark an already running service at this 127.0.0.1 URL instead of starting "
+        "one (no cold start, memory or idle CPU then)",
+    )
+    parser.add_argument(
+        "--triton-python",
+        type=Path,
+        default=TRITON_VENV / "bin" / "python",
+        help="Python of the Triton venv (default .venv-triton/bin/python)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: batch sizes 1,2, concurrency 1,4, 2 s cells, 0.5 s warm-up, 1 s idle",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON report (default results/bench-<timestamp>.json)",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            if parser.get_default(key) == getattr(args, key):
+                setattr(args, key, value)
+    if args.url:
+        require_loopback(args.url)
+    if not args.model.is_file():
+        parser.error(f"model {args.model} does not exist: build the demo model with `make model`")
+    args.settings = settings
+    return args
+
+
+# --- 1. raw onnxruntime ----------------------------------------------------------------------
+
+
+def bench_raw(
+    model: Path,
+    intra_op_threads: int,
+    batch_sizes: Sequence[int],
+    duration_s: float,
+    photos: Sequence[bytes],
+) -> dict[str, Any]:
+    """images/s and per-call latency of session.run at each batch size, in this process."""
+    import numpy as np
+
+    from service.classifier import ClassifierConfig, build_session
+    from service.imaging import Limits, prepare_image
+    from service.modelfile import INPUT_NAME, OUTPUT_NAME
+
+    session, metadata = build_session(
+        ClassifierConfig(model_path=str(model), intra_op_threads=intra_op_threads)
+    )
+    limits = Limits(max_pixels=50_000_000, min_side=32)
+    arrays = [
+        prepare_image(
+            p, size=metadata.input_size, interpolation=metadata.interpolation, limits=limits
+        ).array
+        for p in photos
+    ]
+    rows = []
+    for size in batch_sizes:
+        batch = np.stack([arrays[i % len(arrays)] for i in range(size)])
+        for _ in range(2):  # first runs of a shape allocate memory
+            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        calls: list[float] = []
+        began = time.perf_counter()
+        # At least 3 calls, even when one call outlasts the whole window.
+        while len(calls) < 3 or time.perf_counter() - began < duration_s:
+            start = time.perf_counter()
+            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+            calls.append((time.perf_counter() - start) * 1000)
+        elapsed = time.perf_counter() - began
+        ordered = sorted(calls)
+        rows.append(
+            {
+                "batch_size": size,
+                "calls": len(calls),
+                "images_per_s": round(size * len(calls) / elapsed, 2),
+                "p50_ms": percentile(ordered, 50),
+                "p99_ms": percentile(ordered, 99),
+            }
+        )
+    del session
+    best = max(rows, key=lambda r: r["images_per_s"])
+    return {
+        "model": metadata.name,
+        "arch": metadata.arch,
+        "input_size": metadata.input_size,
+        "intra_op_threads": session_threads(intra_op_threads),
+        "rows": rows,
+        "ceiling": {"batch_size": best["batch_size"], "images_per_s": best["images_per_s"]},
+    }
+
+
+def session_threads(requested: int) -> int:
+    from service.settings import intra_op_threads_for
+
+    return intra_op_threads_for(requested)
+
+
+# --- 2-4. servers over HTTP ------------------------------------------------------------------
+
+
+def _triton_libdir(python: Path) -> str:
+    return subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+
+
+def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess:
+    settings = args.settings
+    port = free_port()
+    log = logs / f"{name}.log"
+    if name == "service":
+        return start_server(
+            name,
+            [sys.executable, "-m", "service.cli", "serve"],
+            port=port,
+            ready_path="/readyz",
+            log=log,
+            cwd=REPO,
+            env={
+                "RECOGNIZE_PORT": str(port),
+                # A local benchmark: no API keys (their check costs microseconds).
+                "RECOGNIZE_AUTH_DISABLED": "true",
+                # Its own metrics port too, so a bench beside a running service cannot collide.
+                "RECOGNIZE_METRICS_PORT": str(free_port()),
+                "RECOGNIZE_MODEL_PATH": str(args.model),
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
+    if name == "naive":
+        return start_server(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "loadtest.naive_server",
+                "--port",
+                str(port),
+                "--model",
+                str(args.model),
+                "--threads",
+                str(settings.intra_op_threads),
+            ],
+            port=port,
+            ready_path="/readyz",
+            log=log,
+            cwd=REPO,
+            env={"PYTHONPATH": str(REPO)},
+        )
+    python = args.triton_python
+    libdir = _triton_libdir(python)
+    return start_server(
+        name,
+        [
+            str(python),
+            "-m",
+            "loadtest.triton_server",
+            "--port",
+            str(port),
+            "--model",
+            str(args.model),
+            "--threads",
+            str(settings.intra_op_threads),
+            "--max-batch-size",
+            str(settings.max_batch_size),
+            "--batch-wait-ms",
+            str(settings.batch_wait_timeout_s * 1000),
+        ],
+        port=port,
+        ready_path="/v2/models/recognize/ready",
+        log=log,
+        cwd=REPO,
+        env={
+            "PYTHONPATH": str(REPO),
+            # Triton's Python backend must load this Python's libpython, not the system's.
+            "LD_LIBRARY_PATH": ":".join(
+                p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
+            ),
+        },
+    )
+
+
+def target_for(name: str, base_url: str, photos: Sequence[bytes]) -> Target:
+    if name == "triton":
+        return Target(
+            name,
+            base_url,
+            "/v2/models/recognize/infer",
+            kserve_payloads(photos, C_CLASS_VIN),
+            batch_size_from_kserve,
+        )
+    return Target(
+        name,
+        base_url,
+        "/recognize",
+        multipart_payloads(photos, C_CLASS_VIN),
+        batch_size_from_json,
+        request_id_header=name == "service",
+    )
+
+
+def idle_cpu_percent(pid: int, seconds: float) -> float:
+    """CPU the whole tree uses while nobody calls it, as % of the machine (all cores)."""
+    before, started = tree_cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    used = tree_cpu_seconds(pid) - before
+    return round(100 * used / ((time.perf_counter() - started) * (os.cpu_count() or 1)), 2)
+
+
+def bench_server(
+    name: str, args: argparse.Namespace, photos: Sequence[bytes], logs: Path
+) -> dict[str, Any]:
+    if name == "triton" and not args.triton_python.is_file():
+        return {"status": "skipped", "reason": "run scripts/triton_venv.sh"}
+    server: ServerProcess | None = None
+    row: dict[str, Any] = {"status": "ok"}
+    if name == "service" and args.url:
+        base_url = args.url.rstrip("/")
+        row["url"] = base_url
+    else:
+        print(f"  starting {name} ...", flush=True)
+        try:
+            server = start_peer(name, args, logs)
+        except (ServerFailed, OSError, subprocess.SubprocessError) as exc:
+            return {"status": "failed", "reason": str(exc)[-3000:]}
+        base_url = server.base_url
+        row["cold_start_s"] = round(server.cold_start_s, 2)
+        row["memory_ready"] = tree_memory(server.pid).as_dict()
+        print(f"  {name} ready in {server.cold_start_s:.1f}s", flush=True)
+    try:
+        target = target_for(name, base_url, photos)
+        cells = []
+        for concurrency in args.concurrency:
+            cell = run_cell(
+                target,
+                concurrency,
+                warmup_s=args.warmup,
+                duration_s=args.duration,
+                max_requests=args.max_requests,
+            ).summary()
+            cells.append(cell)
+            print(
+                f"  {name} c={concurrency}: {cell['throughput_rps']} req/s, "
+                f"p50 {cell['p50_ms']} ms, p99 {cell['p99_ms']} ms, "
+                f"batch {cell['mean_batch']}, errors {cell['errors']}",
+                flush=True,
+            )
+        row["cells"] = cells
+        if any(c["errors"] for c in cells):
+            row["status"] = "errors"
+        if server is not None:
+            row["memory_after_load"] = tree_memory(server.pid).as_dict()
+            time.sleep(1.0)  # let the last batches and logs settle
+            row["idle_cpu_percent"] = idle_cpu_percent(server.pid, args.idle)
+    finally:
+        if server is not None:
+            server.stop(timeout_s=20.0)  # measured already; no need to wait out a slow exit
+    return row
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def _cell(report: dict[str, Any], name: str, concurrency: int) -> dict[str, Any] | None:
+    server = report["servers"].get(name, {})
+    for cell in server.get("cells", ()):
+        if cell["concurrency"] == concurrency:
+            return cell
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str, Any]]:
+    ceiling = report["raw"]["ceiling"]["images_per_s"]
+    rows = []
+    for c in concurrency:
+        cells = {name: _cell(report, name, c) for name in PEERS}
+        tput = {n: (cell or {}).get("throughput_rps") for n, cell in cells.items()}
+        rows.append(
+            {
+                "concurrency": c,
+                "service_over_raw": _ratio(tput["service"], ceiling),
+                "service_over_naive": _ratio(tput["service"], tput["naive"]),
+                "service_over_triton": _ratio(tput["service"], tput["triton"]),
+                "p99_ms": {n: (cell or {}).get("p99_ms") for n, cell in cells.items()},
+            }
+        )
+    return rows
+
+
+def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    service = report["servers"].get("service", {})
+    raw_rows = {r["batch_size"]: r for r in report["raw"]["rows"]}
+    c16, c1 = _cell(report, "service", 16), _cell(report, "service", 1)
+    naive16 = _cell(report, "naive", 16)
+    ceiling = report["raw"]["ceiling"]["images_per_s"]
+    values = {
+        "throughput_vs_raw": _ratio(c16 and c16["throughput_rps"], ceiling),
+        "throughput_vs_naive": _ratio(
+            c16 and c16["throughput_rps"], naive16 and naive16["throughput_rps"]
+        ),
+        "added_latency_ms": (
+            round(c1["p50_ms"] - raw_rows[1]["p50_ms"], 1)
+            if c1 and c1["p50_ms"] is not None and 1 in raw_rows
+            else None
+        ),
+        "idle_cpu_percent": service.get("idle_cpu_percent"),
+        "cold_start_s": service.get("cold_start_s"),
+    }
+    checked = []
+    for key, text, bound in TARGETS:
+        value = values[key]
+        at_most = key in ("added_latency_ms", "idle_cpu_percent", "cold_start_s")
+        met = None if value is None else (value <= bound if at_most else value >= bound)
+        checked.append({"target": key, "rule": text, "value": value, "met": met})
+    return checked
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    raw = report["raw"]
+    out = [
+        "",
+        f"Recognize benchmark, {report['created']}, {report['machine']['cpus']} CPUs "
+        f"({report['machine']['cpu_model']}), load average {report['machine']['loadavg_start']}",
+        f"model {raw['model']} ({raw['arch']} @{raw['input_size']}), onnxruntime "
+        f"{raw['intra_op_threads']} intra-op threads, spinning off everywhere",
+        "",
+        "1. raw onnxruntime, in-process (latency per session.run call)",
+        f"{'batch':>5} {'img/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'calls':>6}",
+    ]
+    for r in raw["rows"]:
+        out.append(
+            f"{r['batch_size']:>5} {r['images_per_s']:>8.2f} {_fmt(r['p50_ms']):>8} "
+            f"{_fmt(r['p99_ms']):>8} {r['calls']:>6}"
+        )
+    out.append(
+        f"ceiling: {raw['ceiling']['images_per_s']:.2f} img/s at batch "
+        f"{raw['ceiling']['batch_size']}"
+    )
+    out += [
+        "",
+        "2-4. servers end to end over HTTP (JPEG ~460x706 uploads, C-Class VIN)",
+        f"{'server':<8} {'cold start':>10} {'PSS MB':>8} {'RSS MB':>8} {'procs':>5} "
+        f"{'idle CPU':>8}  status",
+    ]
+    for name in PEERS:
+        s = report["servers"][name]
+        memory = s.get("memory_after_load") or s.get("memory_ready") or {}
+        status = s["status"]
+        if "reason" in s:
+            status += f" ({s['reason'].splitlines()[0][:120]})"
+        cold = f"{s['cold_start_s']:.1f} s" if "cold_start_s" in s else "-"
+        idle = f"{s['idle_cpu_percent']:.1f} %" if "idle_cpu_percent" in s else "-"
+        out.append(
+            f"{name:<8} {cold:>10} {_fmt(memory.get('pss_mb'), '.0f'):>8} "
+            f"{_fmt(memory.get('rss_mb'), '.0f'):>8} {_fmt(memory.get('processes'), 'd'):>5} "
+            f"{idle:>8}  {status}"
+        )
+    out += [
+        "",
+        f"{'conc':>4} {'server':<8} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'batch':>6} {'errors':>6}",
+    ]
+    for c in report["concurrency"]:
+        for name in PEERS:
+            cell = _cell(report, name, c)
+            if cell is None:
+                continue
+            out.append(
+                f"{c:>4} {name:<8} {cell['throughput_rps']:>8.2f} {_fmt(cell['p50_ms']):>8} "
+                f"{_fmt(cell['p90_ms']):>8} {_fmt(cell['p99_ms']):>8} "
+                f"{_fmt(cell['mean_batch'], '.2f'):>6} {cell['errors']:>6}"
+            )
+    out += [
+        "",
+        "ratios at equal concurrency (throughput), p99 beside",
+        f"{'conc':>4} {'svc/raw':>8} {'svc/naive':>9} {'svc/triton':>10}   "
+        f"{'p99 ms: service / naive / triton'}",
+    ]
+    for r in report["ratios"]:
+        p99 = r["p99_ms"]
+        out.append(
+            f"{r['concurrency']:>4} {_fmt(r['service_over_raw'], '.2f'):>8} "
+            f"{_fmt(r['service_over_naive'], '.2f'):>9} "
+            f"{_fmt(r['service_over_triton'], '.2f'):>10}   "
+            f"{_fmt(p99['service'], '.0f')} / {_fmt(p99['naive'], '.0f')} / "
+            f"{_fmt(p99['triton'], '.0f')}"
+        )
+    out += ["", "targets (issue 4, CPU)"]
+    for t in report["targets"]:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        out.append(f"  {mark:<6} {t['rule']}: {_fmt(t['value'], '.2f')}")
+    print("\n".join(out), flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now().astimezone()
+    out = args.out or REPO / "results" / f"bench-{started:%Y%m%d-%H%M%S}.json"
+    logs = out.with_suffix("").with_name(out.stem + "-logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    settings = args.settings
+    photos = [p.data for p in dealer_jpegs(PHOTOS, seed=0)]
+    report: dict[str, Any] = {
+        "created": started.isoformat(timespec="seconds"),
+        "command": ["recognize", "bench", *(sys.argv[1:] if argv is None else argv)],
+        "machine": _machine(),
+        "model_path": str(args.model),
+        "settings": {
+            "max_batch_size": settings.max_batch_size,
+            "batch_wait_timeout_s": settings.batch_wait_timeout_s,
+            "intra_op_threads": settings.intra_op_threads,
+        },
+        "cell": {
+            "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "max_requests": args.max_requests,
+        },
+        "photos": {
+            "count": len(photos),
+            "mean_kb": round(sum(map(len, photos)) / len(photos) / 1024, 1),
+            "vin": C_CLASS_VIN,
+        },
+        "concurrency": list(args.concurrency),
+    }
+    print(
+        f"raw onnxruntime: batch sizes {list(args.batch_sizes)}, {args.duration:g}s each",
+        flush=True,
+    )
+    report["raw"] = bench_raw(
+        args.model, settings.intra_op_threads, args.batch_sizes, args.duration, photos
+    )
+    report["servers"] = {}
+    for name in PEERS:
+        if name not in args.peers:
+            report["servers"][name] = {"status": "skipped", "reason": "not in --peers"}
+            continue
+        print(
+            f"{name}: concurrency {list(args.concurrency)}, {args.warmup:g}s warm-up + "
+            f"{args.duration:g}s per cell",
+            flush=True,
+        )
+        report["servers"][name] = bench_server(name, args, photos, logs)
+    report["ratios"] = ratios(report, args.concurrency)
+    report["targets"] = check_targets(report)
+    report["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report["logs"] = str(logs)
+    print_report(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    failed = [n for n, s in report["servers"].items() if s["status"] in ("failed", "errors")]
+    if failed:
+        print(f"servers that failed or answered with errors: {failed} (logs in {logs})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
