@@ -7,9 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := models/demo/convnext_tiny_224_demo.onnx
+HELM := .tools/bin/helm
+PROMETHEUS := .tools/bin/prometheus
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help run test lint model venv clean
+.PHONY: help run test lint model venv tools chart-sync clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -28,14 +30,30 @@ $(DEMO_MODEL): $(STAMP) models/taxonomy/taxonomy.yaml
 
 model: $(DEMO_MODEL) ## build the demo model (ConvNeXt-Tiny @224, seeded weights)
 
-run: $(DEMO_MODEL) ## serve the demo model on http://127.0.0.1:8000
-	$(VENV)/bin/recognize serve
+$(HELM): scripts/fetch_tools.sh | $(STAMP)
+	PYTHON=$(PY) scripts/fetch_tools.sh
 
-test: $(DEMO_MODEL) ## run the whole test suite
+$(PROMETHEUS): scripts/fetch_prometheus.sh
+	scripts/fetch_prometheus.sh
+
+tools: $(HELM) $(PROMETHEUS) ## helm, prometheus and promtool into .tools/bin (for the tests)
+
+run: $(DEMO_MODEL) ## serve the demo model on http://127.0.0.1:8000 (no API keys: local demo)
+	RECOGNIZE_AUTH_DISABLED=$${RECOGNIZE_AUTH_DISABLED:-true} $(VENV)/bin/recognize serve
+
+test: $(DEMO_MODEL) tools ## run the whole test suite
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) $(HELM) ## ruff, hadolint, helm lint
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint --no-color Dockerfile
+	$(HELM) lint --strict deploy/helm/recognize
+
+chart-sync: $(STAMP) ## regenerate the Serve config and copy it, the dashboard and the alerts into the chart
+	$(VENV)/bin/recognize config > deploy/serve_config.yaml
+	cp deploy/serve_config.yaml deploy/helm/recognize/files/serve_config.yaml
+	cp deploy/grafana/recognize.json deploy/helm/recognize/dashboards/recognize.json
+	cp deploy/prometheus/alerts.yaml deploy/helm/recognize/rules/alerts.yaml
 
 clean: ## remove the venv and built models
 	rm -rf $(VENV) $(DEMO_MODEL) *.egg-info

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -31,6 +32,7 @@ def classifier_user_config(settings: Settings) -> dict[str, Any]:
         max_batch_size=settings.max_batch_size,
         batch_wait_timeout_s=settings.batch_wait_timeout_s,
         warmup_batch_sizes=settings.warmup_batch_sizes,
+        batch_buckets=settings.batch_buckets,
     ).model_dump(mode="json")
 
 
@@ -40,18 +42,24 @@ def deployment_options(settings: Settings) -> dict[str, dict[str, Any]]:
         "Classifier": {
             "num_replicas": settings.classifier_replicas,
             "max_ongoing_requests": settings.classifier_max_ongoing_requests,
+            # A bounded queue in front of the classifier: past it the ingress answers 503
+            # 'overloaded' (BackPressureError) instead of letting requests pile up.
+            "max_queued_requests": 4 * settings.classifier_max_ongoing_requests,
             "ray_actor_options": {
                 "num_cpus": settings.classifier_num_cpus,
                 "num_gpus": settings.classifier_num_gpus,
             },
             "user_config": classifier_user_config(settings),
+            "logging_config": {"encoding": settings.log_encoding},
         },
         "Ingress": {
             "num_replicas": settings.ingress_replicas,
             # The ingress only awaits I/O and a thread for decoding; Serve's default of 5
-            # ongoing requests would cap the classifier's batches at 5.
-            "max_ongoing_requests": 8 * settings.max_batch_size,
+            # ongoing requests would cap the classifier's batches at 5. Above its own admission
+            # limit (max_pending_requests), so the excess reaches it and gets a JSON 503.
+            "max_ongoing_requests": settings.max_pending_requests + 16,
             "ray_actor_options": {"num_cpus": settings.ingress_num_cpus},
+            "logging_config": {"encoding": settings.log_encoding},
         },
     }
 
@@ -71,6 +79,7 @@ def serve_config(settings: Settings) -> dict[str, Any]:
     overrides = settings.model_dump(mode="json", exclude_defaults=True)
     overrides.pop("host", None)
     overrides.pop("port", None)
+    overrides.pop("metrics_port", None)  # a node setting (`ray start --metrics-export-port`)
     options = deployment_options(settings)
     return {
         "proxy_location": "EveryNode",
@@ -94,6 +103,16 @@ def _ray_environment() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Ray's exporter binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def serve_forever() -> int:
     """Start local Ray (or join ``ray_address``), run the app on host:port until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -105,18 +124,41 @@ def serve_forever() -> int:
             settings.resolved_model_path,
         )
         return 2
+    if settings.auth_disabled:
+        logger.warning("API keys are switched off (RECOGNIZE_AUTH_DISABLED=true): local demo only")
+    elif not settings.api_keys:
+        logger.error(
+            "no API keys configured: set RECOGNIZE_API_KEYS to a JSON list of entries from "
+            "`recognize keys create TENANT`, or RECOGNIZE_AUTH_DISABLED=true for a local demo"
+        )
+        return 2
+    if not settings.ray_address and _port_taken(settings.metrics_port):
+        # Ray's node agent would crash on it and the node time out after 30 s, saying neither.
+        logger.error(
+            "metrics port %d is in use: set RECOGNIZE_METRICS_PORT to a free port",
+            settings.metrics_port,
+        )
+        return 2
     _ray_environment()
     import ray
     from ray import serve
+    from ray._private import ray_constants
 
     if settings.ray_address:
         ray.init(address=settings.ray_address)
     else:
+        # On Linux, Ray turns a loopback _node_ip_address into the machine's interface address
+        # (loopback is kept only where multi-node clusters are off, as on macOS), and the
+        # node's metrics export then listens on every interface. A local node needs no peers.
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(
             num_cpus=settings.ray_num_cpus or os.cpu_count(),
+            # No dashboard UI; the node's dashboard agent still runs and exports every
+            # process's metrics, ours and ray_serve_*, on one port (service/metrics.py).
             include_dashboard=False,
             # Keep every Ray endpoint on loopback for a local single-node service.
             _node_ip_address="127.0.0.1",
+            _metrics_export_port=settings.metrics_port,
         )
 
     def _stop(signum: int, _frame: Any) -> None:

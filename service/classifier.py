@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 
 from service.errors import ModelContractError, ModelNotReady
+from service.metrics import ClassifierMetrics
 from service.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
 from service.settings import intra_op_threads_for, resolve_model_path
 from service.taxonomy import default_taxonomy
@@ -39,6 +40,28 @@ class ClassifierConfig(BaseModel):
     max_batch_size: int = Field(8, ge=1, le=256)
     batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0)
     warmup_batch_sizes: tuple[int, ...] = ()
+    batch_buckets: tuple[int, ...] = Field(
+        (),
+        description="pad each batch up to the smallest of these sizes; empty = run as formed",
+    )
+
+    @model_validator(mode="after")
+    def _buckets_cover_batches(self) -> ClassifierConfig:
+        if self.batch_buckets and max(self.batch_buckets) < self.max_batch_size:
+            raise ValueError(
+                f"batch_buckets {list(self.batch_buckets)} must reach max_batch_size "
+                f"{self.max_batch_size}"
+            )
+        return self
+
+    def shapes_to_warm(self) -> tuple[int, ...]:
+        """Every batch size the session will see."""
+        if self.batch_buckets:
+            return tuple(sorted(set(self.batch_buckets)))
+        return self.warmup_batch_sizes or tuple(range(1, self.max_batch_size + 1))
+
+    def padded_size(self, n: int) -> int:
+        return min((b for b in self.batch_buckets if b >= n), default=n)
 
     def session_key(self) -> tuple[Any, ...]:
         """What a new onnxruntime session is needed for; batching changes need none."""
@@ -89,7 +112,12 @@ def build_session(config: ClassifierConfig) -> tuple[ort.InferenceSession, Model
             providers.append((name, {"cudnn_conv_algo_search": "HEURISTIC"}))
         else:
             providers.append(name)
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        raise ModelContractError(
+            f"onnxruntime could not load {path} (corrupt or not an ONNX model?): {exc}"
+        ) from exc
     if wants_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
         raise ModelContractError(
             f"CUDA requested but the session runs on {session.get_providers()}"
@@ -126,13 +154,21 @@ class Classifier:
         # keep moving; onnxruntime parallelises inside the call with its own intra-op threads.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
         self._ready = False
+        self._metrics = ClassifierMetrics()
+        self._waiting: set[int] = set()  # ids of requests queued for a batch not yet started
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = ClassifierConfig.model_validate(user_config)
         if self._config is None or config.session_key() != self._config.session_key():
             self._ready = False
+            self._metrics.ready(False)
             started = time.perf_counter()
             self._session, self._metadata = build_session(config)
+            self._metrics.model(
+                arch=self._metadata.arch,
+                version=self._metadata.version,
+                input_size=self._metadata.input_size,
+            )
             logger.info(
                 "loaded %s (%s %s) on %s in %.1fs",
                 config.model_path,
@@ -144,16 +180,23 @@ class Classifier:
         self._infer.set_max_batch_size(config.max_batch_size)
         self._infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self._config = config
-        self._warm_up(config.warmup_batch_sizes or tuple(range(1, config.max_batch_size + 1)))
+        self._warm_up(config.shapes_to_warm())
         self._ready = True
+        self._metrics.ready(True)
 
     def _warm_up(self, batch_sizes: tuple[int, ...]) -> None:
-        """Run every batch shape once: first runs allocate memory and (on GPU) pick kernels."""
+        """Run every batch shape once before reporting ready.
+
+        On the CUDA EP the first run of a new batch shape took ~8 s (fp16 ConvNeXt-B on an H100,
+        cuDNN 9), and a shape warmed in one thread was not always warm in another: so warm up
+        in the executor thread that serves, and on GPUs keep the shapes few (batch_buckets).
+        """
         assert self._session is not None and self._metadata is not None
         size = self._metadata.input_size
         started = time.perf_counter()
         for n in sorted(set(batch_sizes)):
-            self._run(np.zeros((n, size, size, 3), dtype=np.uint8))
+            batch = np.zeros((n, size, size, 3), dtype=np.uint8)
+            self._executor.submit(self._run, batch).result()
         logger.info(
             "warmed up batch sizes %s in %.1fs",
             sorted(set(batch_sizes)),
@@ -178,16 +221,30 @@ class Classifier:
         """Logits for one uint8 [H, W, 3] image, computed in a batch with its neighbours."""
         if not self._ready:
             raise ModelNotReady("model is loading or warming up")
-        return await self._infer(_Pending(image, time.perf_counter()))
+        pending = _Pending(image, time.perf_counter())
+        self._waiting.add(id(pending))
+        self._metrics.waiting(len(self._waiting))
+        try:
+            return await self._infer(pending)
+        finally:
+            # Normally gone once its batch started; not if the request was cancelled first.
+            self._waiting.discard(id(pending))
+            self._metrics.waiting(len(self._waiting))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _infer(self, items: list[_Pending]) -> list[ClassifyResult]:
         started = time.perf_counter()
-        batch = np.stack([item.image for item in items])
+        self._waiting.difference_update(id(item) for item in items)
+        self._metrics.waiting(len(self._waiting))
+        self._metrics.batch(len(items))
+        assert self._config is not None
+        n = len(items)
+        batch = np.zeros((self._config.padded_size(n), *items[0].image.shape), dtype=np.uint8)
+        np.stack([item.image for item in items], out=batch[:n])
         loop = asyncio.get_running_loop()
         logits = await loop.run_in_executor(self._executor, self._run, batch)
         inference_s = time.perf_counter() - started
         return [
-            ClassifyResult(logits[i], len(items), started - item.arrived, inference_s)
+            ClassifyResult(logits[i], n, started - item.arrived, inference_s)
             for i, item in enumerate(items)
         ]

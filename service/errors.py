@@ -8,7 +8,10 @@
     ├── UnsupportedMedia    415  unsupported_media_type  a real image, but not JPEG/PNG/WebP
     ├── PayloadTooLarge     413  payload_too_large       more bytes than the upload limit
     ├── ImageTooLarge       413  image_too_large         more pixels than the limit (bombs)
+    ├── Unauthorized        401  unauthorized            no API key, or not a configured one
     ├── ModelNotReady       503  not_ready               model not loaded / warmed up yet
+    ├── Overloaded          503  overloaded              queues full; retry after Retry-After
+    ├── Timeout             504  timeout                 the request's deadline passed
     └── ModelContractError  (start-up only)              the ONNX file breaks the metadata contract
 
 Every client-facing error renders as ``{"error": {"code", "message", "field"}}``; the message
@@ -71,6 +74,25 @@ class PayloadTooLarge(InvalidImage):
 class ImageTooLarge(InvalidImage):
     status_code = 413
     code = "image_too_large"
+
+
+class Unauthorized(RecognizeError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Overloaded(RecognizeError):
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Timeout(RecognizeError):
+    status_code = 504
+    code = "timeout"
 
 
 class ModelNotReady(RecognizeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,10 @@ _OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
     (b"\x00\x00\x01\x00", 0, "ICO"),
     (b"8BPS", 0, "PSD"),
     (b"%PDF", 0, "PDF"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", 0, "JPEG 2000"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "JPEG XL"),
+    (b"\xff\x0a", 0, "JPEG XL"),
 )
 
 
@@ -54,7 +59,31 @@ def sniff_format(data: bytes) -> str | None:
     for magic, offset, name in _OTHER_FORMATS:
         if data[offset : offset + len(magic)] == magic:
             return name
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "SVG"
     return None
+
+
+def check_png_chunks(data: bytes) -> None:
+    """Every PNG chunk's CRC, and the IEND chunk that ends a whole file.
+
+    Pillow checks the header's CRC only, so a corrupted or cut-off image would otherwise be
+    decoded with garbage or missing rows and classified as if it were the photo.
+    """
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        kind = data[pos + 4 : pos + 8]
+        if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise InvalidImage(f"PNG chunk {kind.decode('latin-1')!r} fails its CRC check")
+        if kind == b"IEND":
+            return
+        pos = end
+    raise InvalidImage("PNG image is truncated (no IEND chunk)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,8 @@ def decode_image(
         raise InvalidImage("image is not a JPEG, PNG or WebP file (unrecognised content)")
     if fmt not in ALLOWED_FORMATS:
         raise UnsupportedMedia(f"image format {fmt} is not supported; send JPEG, PNG or WebP")
+    if fmt == "PNG":
+        check_png_chunks(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

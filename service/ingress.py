@@ -11,18 +11,34 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+import numpy as np
+from fastapi import FastAPI, File, Form, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
 from ray import serve
+from ray.exceptions import RayError
+from ray.serve.exceptions import BackPressureError, RayServeException
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 from starlette.responses import Response
 
 from service import __version__
-from service.errors import ModelNotReady, PayloadTooLarge, RecognizeError
+from service.auth import KeyRing, presented_key
+from service.classifier import ClassifyResult
+from service.errors import (
+    InvalidRequest,
+    InvalidVIN,
+    ModelNotReady,
+    Overloaded,
+    PayloadTooLarge,
+    RecognizeError,
+    Timeout,
+    Unauthorized,
+)
 from service.imaging import Limits, prepare_image
+from service.metrics import OTHER_ENDPOINT, IngressMetrics
 from service.modelfile import ModelMetadata
 from service.schemas import (
     ClassProbability,
@@ -38,7 +54,7 @@ from service.schemas import (
 from service.settings import Settings
 from service.taxonomy import default_taxonomy
 from service.verdict import ClassInfo, Thresholds, decide
-from service.vin import decode_vin
+from service.vin import decode_vin, mask_vin
 
 logger = logging.getLogger("ray.serve")
 
@@ -49,8 +65,13 @@ MultiPartParser.spool_max_size = 64 * 1024 * 1024
 _MULTIPART_OVERHEAD = 64 * 1024  # boundaries, headers and the small text fields
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (413, 415, 422, 503)
+    status: {"model": ErrorResponse} for status in (401, 413, 415, 422, 503, 504)
 }
+
+# Declared for the OpenAPI document only (either header works); the middleware enforces keys.
+_BEARER = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+_KEY_REQUIRED = [Security(_BEARER), Security(_API_KEY)]
 
 api = FastAPI(
     title="Recognize",
@@ -62,7 +83,18 @@ api = FastAPI(
 
 
 def _respond(exc: RecognizeError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+    response = JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+    if exc.status_code == 503:
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after_s", 1))
+    return response
+
+
+class _Admission:
+    """Requests to /recognize this replica is working on; past the limit, refuse at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -70,13 +102,47 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse(status_code=status, content=body)
 
 
+def _configure_app(
+    *,
+    max_body_bytes: int,
+    metrics: IngressMetrics,
+    keys: KeyRing | None,
+    open_paths: frozenset[str],
+    admission: _Admission,
+) -> None:
+    """Hand the replica's limits and metrics to the middleware, through the module's app.
+
+    Serve pickles the deployment class by value, and with it a private copy of every global its
+    methods name: ``api.state`` set inside a method lands on that copy, never on the app the
+    middleware reads. A module-level function is pickled by reference and sees the module's.
+    """
+    api.state.max_body_bytes = max_body_bytes
+    api.state.metrics = metrics
+    api.state.keys = keys  # None: authentication switched off (local demo only)
+    api.state.admission = admission
+    api.state.open_paths = open_paths
+
+
+def _endpoint(request: Request) -> str:
+    """The API route a request addressed, or ``other``: a bounded set of metric labels."""
+    matched = getattr(request.scope.get("route"), "path", None)
+    if isinstance(matched, str):
+        return matched
+    # Not routed (refused by the middleware first, or no such route): the paths of the API's
+    # OpenAPI document, from the app serving the request (Serve's copy of ``api``; cached).
+    path = request.scope.get("path", "")
+    return path if path in request.app.openapi()["paths"] else OTHER_ENDPOINT
+
+
 @api.exception_handler(RecognizeError)
-async def _recognize_error(_: Request, exc: RecognizeError) -> JSONResponse:
+async def _recognize_error(request: Request, exc: RecognizeError) -> JSONResponse:
+    request.state.error_code = exc.code
     return _respond(exc)
 
 
 @api.exception_handler(RequestValidationError)
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    request.state.error_code = "invalid_request"
     first = exc.errors()[0] if exc.errors() else {}
     location = [
         str(part) for part in first.get("loc", ()) if part not in ("body", "query", "header")
@@ -91,9 +157,27 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 
 @api.exception_handler(StarletteHTTPException)
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-    return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # Starlette's form parser: a malformed multipart body, or a part over its size limit.
+        detail = str(exc.detail)
+        cause = exc.__cause__
+        too_large = _body_too_large(cause)
+        error: RecognizeError
+        if too_large is not None:  # FastAPI wraps body errors in a 400
+            error = PayloadTooLarge(str(too_large))
+        elif "maximum size" in detail:
+            error = PayloadTooLarge(f"a form field is too large: {detail}", field=None)
+        else:
+            reason = f"{detail}: {cause}" if cause else detail
+            error = InvalidRequest(f"the request body is not valid multipart/form-data ({reason})")
+        request.state.error_code = error.code
+        return _respond(error)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    request.state.error_code = codes.get(exc.status_code, "http_error")
+    response = _error(exc.status_code, request.state.error_code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+    return response
 
 
 @api.middleware("http")
@@ -103,26 +187,138 @@ async def _request_context(request: Request, call_next: Any) -> Response:
     supplied = request.headers.get("x-request-id")
     request.state.request_id = supplied or uuid.uuid4().hex
     request.state.started = time.perf_counter()
+    request.state.tenant = None
     max_body = getattr(api.state, "max_body_bytes", None)
     declared = request.headers.get("content-length", "")
-    if max_body is not None and declared.isdigit() and int(declared) > max_body:
+    refusal = _authenticate(request)
+    if refusal is not None:
+        request.state.error_code = refusal.code
+        response: Response = _respond(refusal)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="recognize"'
+    elif max_body is not None and declared.isdigit() and int(declared) > max_body:
         # Refuse before reading a byte of an oversized upload.
-        response: Response = _respond(
+        request.state.error_code = PayloadTooLarge.code
+        response = _respond(
             PayloadTooLarge(
                 f"request body of {declared} bytes exceeds the upload limit of {max_body} bytes"
             )
         )
     else:
-        try:
-            response = await call_next(request)
-        except Exception:
-            logger.exception("unhandled error in request %s", request.state.request_id)
-            response = _error(
-                500, "internal_error", "internal error; the request id names it in the logs"
+        admission: _Admission | None = getattr(api.state, "admission", None)
+        guarded = admission is not None and request.url.path == "/recognize"
+        if guarded and admission.in_flight >= admission.limit:  # type: ignore[union-attr]
+            request.state.error_code = Overloaded.code
+            response = _respond(
+                Overloaded(
+                    f"the service is at capacity ({admission.limit} requests in progress on "  # type: ignore[union-attr]
+                    "this replica); retry after the Retry-After seconds"
+                )
             )
+        else:
+            if guarded:
+                admission.in_flight += 1  # type: ignore[union-attr]
+            try:
+                response = await call_next(request)
+            except _BodyTooLarge as exc:
+                request.state.error_code = PayloadTooLarge.code
+                response = _respond(PayloadTooLarge(str(exc)))
+            except Exception:
+                logger.exception("unhandled error in request %s", request.state.request_id)
+                request.state.error_code = "internal_error"
+                response = _error(
+                    500, "internal_error", "internal error; the request id names it in the logs"
+                )
+            finally:
+                if guarded:
+                    admission.in_flight -= 1  # type: ignore[union-attr]
     if not supplied:
         response.headers["X-Request-ID"] = request.state.request_id
+    duration_s = time.perf_counter() - request.state.started
+    # One structured line per request (JSON with Serve's JSON log encoding): who, what, how
+    # long. The VIN is masked (serial hidden); image bytes are never logged.
+    logger.info(
+        "request",
+        extra={
+            "tenant": request.state.tenant,
+            "path": request.url.path,
+            "status": response.status_code,
+            "verdict": getattr(request.state, "verdict", None),
+            "error_code": getattr(request.state, "error_code", None),
+            "vin": getattr(request.state, "vin_masked", None),
+            "latency_ms": round(duration_s * 1000, 1),
+        },
+    )
+    metrics: IngressMetrics | None = getattr(api.state, "metrics", None)
+    if metrics is not None:
+        metrics.request(
+            endpoint=_endpoint(request),
+            status=response.status_code,
+            verdict=getattr(request.state, "verdict", None),
+            error_code=getattr(request.state, "error_code", None),
+            duration_s=duration_s,
+        )
     return response
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _body_too_large(exc: BaseException | None) -> _BodyTooLarge | None:
+    """The body-limit error inside `exc`, also when anyio wrapped it in an exception group."""
+    if isinstance(exc, _BodyTooLarge):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _body_too_large(inner)) is not None:
+                return found
+    return None
+
+
+class _BodyLimit:
+    """Counts the body as it is received and stops past the limit, whatever Content-Length
+    said (a chunked upload has none): the form parser never reads, or spills to disk, more."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        limit = getattr(api.state, "max_body_bytes", None)
+        if scope["type"] != "http" or limit is None:
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(f"request body exceeds the upload limit of {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+api.add_middleware(_BodyLimit)
+
+
+def _authenticate(request: Request) -> Unauthorized | None:
+    """None when the request may pass; sets ``request.state.tenant`` from the key."""
+    keys: KeyRing | None = getattr(api.state, "keys", None)
+    if keys is None or request.url.path in getattr(api.state, "open_paths", frozenset()):
+        return None
+    key = presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    if key is None:
+        return Unauthorized(
+            "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+        )
+    tenant = keys.tenant_for(key)
+    if tenant is None:
+        return Unauthorized("the API key is not valid")
+    request.state.tenant = tenant
+    return None
 
 
 @serve.deployment(name="Ingress")
@@ -131,7 +327,21 @@ class Ingress:
     def __init__(self, classifier: DeploymentHandle, settings: dict[str, Any]) -> None:
         self._classifier = classifier
         self._settings = Settings(**settings)
-        api.state.max_body_bytes = self._settings.max_upload_bytes + _MULTIPART_OVERHEAD
+        self._metrics = IngressMetrics()
+        if self._settings.auth_disabled:
+            logger.warning("API keys are switched off (RECOGNIZE_AUTH_DISABLED): local demo only")
+        elif not self._settings.api_keys:
+            logger.error("no API keys configured (RECOGNIZE_API_KEYS): every request gets 401")
+        open_paths = {"/healthz", "/readyz"}
+        if not self._settings.docs_require_auth:
+            open_paths |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+        _configure_app(
+            max_body_bytes=self._settings.max_upload_bytes + _MULTIPART_OVERHEAD,
+            metrics=self._metrics,
+            keys=None if self._settings.auth_disabled else KeyRing(self._settings.api_keys),
+            open_paths=frozenset(open_paths),
+            admission=_Admission(self._settings.max_pending_requests),
+        )
         self._limits = Limits(
             max_pixels=self._settings.max_image_pixels, min_side=self._settings.min_image_side
         )
@@ -163,6 +373,27 @@ class Ingress:
             self._metadata = metadata
         return self._metadata
 
+    async def _classify(self, array: np.ndarray, deadline: float) -> ClassifyResult:
+        """The classifier's answer by the request's deadline, with its failures as 503/504."""
+        response = self._classifier.classify.remote(array)
+        try:
+            return await asyncio.wait_for(response, max(0.0, deadline - time.perf_counter()))
+        except TimeoutError as exc:
+            response.cancel()
+            raise Timeout(
+                f"no answer within the {self._settings.request_timeout_s:g} s request deadline"
+            ) from exc
+        except BackPressureError as exc:
+            raise Overloaded("the classifier's queue is full; retry after Retry-After") from exc
+        except RecognizeError:
+            raise
+        except (RayError, RayServeException) as exc:
+            # A replica that died or restarts: Serve replaces it; the client may retry.
+            logger.warning("classifier call failed: %s", exc)
+            raise ModelNotReady(
+                f"the classifier is unavailable ({type(exc).__name__}); retry shortly"
+            ) from exc
+
     @api.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(self) -> Health:
         """The process is alive (says nothing about the model)."""
@@ -182,8 +413,9 @@ class Ingress:
     @api.get(
         "/v1/model",
         response_model=ModelDetails,
-        responses={503: {"model": ErrorResponse}},
+        responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
         tags=["model"],
+        dependencies=_KEY_REQUIRED,
     )
     async def model_details(self) -> ModelDetails:
         """The served model's metadata and its classes with their parent classes."""
@@ -216,7 +448,11 @@ class Ingress:
         )
 
     @api.post(
-        "/recognize", response_model=RecognizeResponse, responses=_ERRORS, tags=["recognition"]
+        "/recognize",
+        response_model=RecognizeResponse,
+        responses=_ERRORS,
+        tags=["recognition"],
+        dependencies=_KEY_REQUIRED,
     )
     async def recognize(
         self,
@@ -226,11 +462,25 @@ class Ingress:
         top_k: Annotated[int | None, Form(ge=1, le=10, description="classes listed, 1-10")] = None,
     ) -> RecognizeResponse:
         """Classify the photo and check it against the parent class the VIN names."""
+        form = await request.form()  # parsed once by Starlette; the parameters come from it
+        for name in ("image", "vin", "top_k"):
+            if len(form.getlist(name)) > 1:
+                raise InvalidRequest(
+                    f"field '{name}' was sent {len(form.getlist(name))} times; send it once",
+                    field=name,
+                )
         data = await image.read(self._settings.max_upload_bytes + 1)
         if len(data) > self._settings.max_upload_bytes:
             raise PayloadTooLarge(f"image upload exceeds {self._settings.max_upload_bytes} bytes")
-        decoded_vin = decode_vin(vin)
+        request.state.vin_masked = mask_vin(vin)
+        try:
+            decoded_vin = decode_vin(vin)
+        except InvalidVIN:
+            self._metrics.vin_decode(None)
+            raise
+        self._metrics.vin_decode(decoded_vin)
         metadata = await self._model()
+        deadline = request.state.started + self._settings.request_timeout_s
         prepared = await asyncio.to_thread(
             prepare_image,
             data,
@@ -238,7 +488,7 @@ class Ingress:
             interpolation=metadata.interpolation,
             limits=self._limits,
         )
-        result = await self._classifier.classify.remote(prepared.array)
+        result = await self._classify(prepared.array, deadline)
         decision = decide(
             result.logits,
             self._classes,
@@ -248,6 +498,15 @@ class Ingress:
             top_k=top_k or self._settings.default_top_k,
         )
         total_ms = (time.perf_counter() - request.state.started) * 1000
+        request.state.verdict = decision.verdict.value
+        self._metrics.stages(
+            {
+                "decode": prepared.decode_s,
+                "preprocess": prepared.preprocess_s,
+                "queue": result.queue_s,
+                "inference": result.inference_s,
+            }
+        )
         return RecognizeResponse(
             request_id=request.state.request_id,
             verdict=decision.verdict.value,

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.auth import ApiKey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Relative model paths resolve against the repository (or installed package) root, so the
@@ -54,6 +57,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="how long a partial batch waits for more requests before it runs",
     )
+    batch_buckets: tuple[int, ...] = Field(
+        (),
+        description="GPU: pad batches up to these sizes (e.g. [1,2,4,8,16,32]) so only these "
+        "shapes are ever compiled and warmed (a new shape cost ~8 s on CUDA); CPU: leave empty, "
+        "padding there only burns cycles",
+    )
     warmup_batch_sizes: tuple[int, ...] = Field(
         (), description="batch sizes to warm up before ready; empty = every size 1..max_batch_size"
     )
@@ -64,6 +73,21 @@ class Settings(BaseSettings):
     classifier_num_gpus: float = Field(0.0, ge=0.0, description="fractional GPUs are allowed")
     ingress_replicas: int = Field(1, ge=1, le=64)
     ingress_num_cpus: float = Field(0.5, ge=0.0)
+
+    # --- overload and deadlines -----------------------------------------------------------------
+    max_pending_requests: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        description="requests one ingress replica admits at once; more get 503 'overloaded' with "
+        "Retry-After at once instead of queueing without bound",
+    )
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=600.0,
+        description="deadline of one request inside the service; past it the client gets 504",
+    )
 
     # --- decision thresholds -------------------------------------------------------------------
     match_threshold: float = Field(
@@ -90,9 +114,36 @@ class Settings(BaseSettings):
     min_image_side: int = Field(32, ge=1, description="shortest accepted image side in pixels")
     default_top_k: int = Field(3, ge=1, le=10)
 
+    # --- authentication --------------------------------------------------------------------------
+    api_keys: tuple[ApiKey, ...] = Field(
+        (),
+        description="API keys as salted hashes with their tenants, a JSON list of "
+        '{"tenant", "hash"} (`recognize keys create TENANT` makes one); never plain keys',
+    )
+    auth_disabled: bool = Field(
+        False,
+        description="serve without API keys: only for a local demo (make run); logged as a "
+        "warning at start-up",
+    )
+    docs_require_auth: bool = Field(
+        False, description="also require a key for /docs, /redoc and /openapi.json"
+    )
+
+    # --- logs ----------------------------------------------------------------------------------
+    log_encoding: Literal["JSON", "TEXT"] = Field(
+        "JSON", description="Serve's log lines: JSON (structured, for log shippers) or TEXT"
+    )
+
     # --- network and Ray -----------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(8000, ge=1, le=65535)
+    metrics_port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="port of the local Ray node's metrics export (our metrics and Ray Serve's, "
+        "see service/metrics.py); `recognize serve` only: on KubeRay the operator sets it (8080)",
+    )
     ray_address: str | None = Field(None, description="existing Ray cluster; None = start local")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray; None = all")
 

@@ -8,7 +8,7 @@ guessed one.
 
 from service.vin._checkdigit import check_digit
 from service.vin._decoder import VinDecode, decode_vin
-from service.vin._normalize import normalize_vin
+from service.vin._normalize import mask_vin, normalize_vin
 from service.vin._rules import load_vin_rules
 
-__all__ = ["VinDecode", "check_digit", "decode_vin", "load_vin_rules", "normalize_vin"]
+__all__ = ["VinDecode", "check_digit", "decode_vin", "load_vin_rules", "mask_vin", "normalize_vin"]

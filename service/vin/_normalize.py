@@ -45,3 +45,12 @@ def normalize_vin(text: str) -> str:
                 f"VIN contains {char!r} at position {position}; VINs never use I, O or Q"
             )
     return vin
+
+
+def mask_vin(text: str) -> str:
+    """A VIN safe for logs: the serial number (positions 12-17) hidden, the model code kept.
+
+    Works on anything a client sent, valid or not, and never echoes more than 17 characters.
+    """
+    cleaned = "".join(ch for ch in text.strip().upper() if ch.isalnum())[:17]
+    return cleaned[:11] + "*" * max(0, len(cleaned) - 11)

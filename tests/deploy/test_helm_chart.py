@@ -15,6 +15,7 @@ in CI (CI=true), where they fail.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import hashlib
@@ -35,6 +36,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from service.app import serve_config
+from service.auth import ApiKey, KeyRing, hash_key
 from service.cli import CONFIG_HEADER
 from service.settings import Settings
 
@@ -59,6 +61,7 @@ SETTING_OF_VALUE = {
     "classifier.maxBatchSize": "max_batch_size",
     "classifier.batchWaitTimeoutS": "batch_wait_timeout_s",
     "classifier.warmupBatchSizes": "warmup_batch_sizes",
+    "classifier.batchBuckets": "batch_buckets",
     "ingress.replicas": "ingress_replicas",
     "ingress.numCpus": "ingress_num_cpus",
     "decision.matchThreshold": "match_threshold",
@@ -67,9 +70,19 @@ SETTING_OF_VALUE = {
     "limits.maxImagePixels": "max_image_pixels",
     "limits.minImageSide": "min_image_side",
     "limits.defaultTopK": "default_top_k",
+    "limits.maxPendingRequests": "max_pending_requests",
+    "limits.requestTimeoutS": "request_timeout_s",
+    "logs.encoding": "log_encoding",
+    "auth.disabled": "auth_disabled",
+    "auth.docsRequireAuth": "docs_require_auth",
 }
 # Settings the chart derives rather than takes from a value of their own.
-DERIVED_SETTINGS = {"host": "always 0.0.0.0 in the cluster", "model_path": "/models/<model.file>"}
+DERIVED_SETTINGS = {
+    "host": "always 0.0.0.0 in the cluster",
+    "model_path": "/models/<model.file>",
+    "api_keys": "RECOGNIZE_API_KEYS from the apiKeys Secret (a JSON list of {tenant, hash} "
+    "entries), never a value: the chart keeps even key hashes out of serveConfigV2",
+}
 # Settings the chart deliberately leaves alone.
 NOT_EXPOSED = {
     "ray_address": "`recognize serve` only: in the cluster KubeRay starts Ray",
@@ -87,6 +100,7 @@ AUTOSCALING_KEYS = {
 }
 
 MODEL_SHA256 = hashlib.sha256(b"a model").hexdigest()
+API_KEY_ENTRY = {"tenant": "geofence-portal", "hash": hash_key("rk_test-key", salt="0" * 32)}
 # Every value that maps to a setting set to something other than the service's default, plus
 # the url model source, a created API-key Secret, no Ray token auth and no Ray autoscaler.
 EVERY_SETTING = {
@@ -100,6 +114,7 @@ EVERY_SETTING = {
         "maxBatchSize": 32,
         "batchWaitTimeoutS": 0.02,
         "warmupBatchSizes": [1, 8, 32],
+        "batchBuckets": [1, 4, 16, 32],
     },
     "ingress": {"replicas": 3, "numCpus": 1.5},
     "decision": {"matchThreshold": 0.9, "mismatchThreshold": 0.7},
@@ -108,7 +123,11 @@ EVERY_SETTING = {
         "maxImagePixels": 40_000_000,
         "minImageSide": 64,
         "defaultTopK": 5,
+        "maxPendingRequests": 200,
+        "requestTimeoutS": 12.5,
     },
+    "auth": {"disabled": True, "docsRequireAuth": True},
+    "logs": {"encoding": "TEXT"},
     "model": {
         "source": "url",
         "file": "swinv2_tiny_256.onnx",
@@ -118,7 +137,7 @@ EVERY_SETTING = {
             "sha256": MODEL_SHA256,
         },
     },
-    "apiKeys": {"create": True, "keys": ["portal-key-0123456789"]},
+    "apiKeys": {"create": True, "keys": [API_KEY_ENTRY]},
     "ray": {"authMode": "disabled", "autoscaler": {"enabled": False}},
 }
 BAKED_MODEL_NOTHING_ELSE = {
@@ -131,11 +150,27 @@ BAKED_MODEL_NOTHING_ELSE = {
         "grafanaDashboard": {"enabled": False},
     },
 }
+
+
+def service_defaults() -> dict[str, Any]:
+    """Every value that maps to a setting, set to the service's own default (numGpus aside: the
+    chart needs a GPU). It must render as if left null, so no default the chart restates
+    (argDefaults in recognize.serveConfig) can be wrong."""
+    values: dict[str, Any] = {}
+    for dotted, setting in SETTING_OF_VALUE.items():
+        if dotted != "classifier.numGpus":
+            section, key = dotted.split(".")
+            default = json.loads(json.dumps(Settings.model_fields[setting].default))
+            values.setdefault(section, {})[key] = default
+    return values
+
+
 MONITORED = {"ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "PodMonitor", "PrometheusRule"}
 CASES: dict[str, tuple[Path | dict[str, Any], set[str]]] = {
     "default": ({}, {"RayService", *MONITORED}),
     "production": (CHART / "values-production.yaml", {"RayService", *MONITORED}),
     "every-setting": (EVERY_SETTING, {"RayService", "Secret", *MONITORED}),
+    "service-defaults": (service_defaults(), {"RayService", *MONITORED}),
     "baked-model": (BAKED_MODEL_NOTHING_ELSE, {"RayService"}),
 }
 
@@ -257,6 +292,12 @@ def test_renders_the_expected_objects(render, case: str) -> None:
         ("model.source=s3", "/model/source"),
         ("model.file=../etc/passwd", "/model/file"),
         ("classifer.replicas=1", "classifer"),  # a misspelt key is not silently ignored
+        ("logs.encoding=XML", "/logs/encoding"),
+        ("limits.requestTimeoutS=0", "/limits/requestTimeoutS"),
+        ("auth.disabled=maybe", "/auth/disabled"),
+        # The Secret holds {tenant, hash} entries, never a plain key.
+        ("apiKeys.keys[0]=rk_a-plain-key-0123456789", "/apiKeys/keys/0"),
+        ("apiKeys.keys[0].tenant=portal,apiKeys.keys[0].hash=rk_plain", "/apiKeys/keys/0/hash"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(helm, setting: str, complaint: str) -> None:
@@ -434,7 +475,7 @@ def equivalent_environment(values: dict[str, Any]) -> dict[str, str]:
     for dotted, setting in SETTING_OF_VALUE.items():
         value = lookup(values, dotted)
         if value is not None:
-            text = json.dumps(value) if isinstance(value, list) else str(value)
+            text = json.dumps(value) if isinstance(value, list | bool) else str(value)
             env[f"RECOGNIZE_{setting.upper()}"] = text
     return env
 
@@ -470,6 +511,18 @@ def test_serve_config_v2_is_what_the_service_builds_from_the_same_settings(
             if autoscaling.get(key) is not None
         }
     assert serve_config_v2(render(case)) == expected
+
+
+def test_production_requires_api_keys_from_its_secret(render) -> None:
+    docs, values = render("production"), merged_values("production")
+    assert values["auth"]["disabled"] is False
+    assert values["apiKeys"]["existingSecret"] and not values["apiKeys"]["create"]
+    (app,) = serve_config_v2(docs)["applications"]
+    assert not {"auth_disabled", "api_keys"} & app["args"].keys()
+    for _, template in pod_templates(the(docs, "RayService")):
+        env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
+        reference = env["RECOGNIZE_API_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert reference["name"] == values["apiKeys"]["existingSecret"]
 
 
 def test_production_scales_classifier_replicas_and_gpu_workers(render) -> None:
@@ -585,7 +638,12 @@ def test_api_keys_come_from_the_secret(render) -> None:
         env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
         reference = env["RECOGNIZE_API_KEYS"]["valueFrom"]["secretKeyRef"]
         assert reference == {"name": secret["metadata"]["name"], "key": key}
-    assert key in secret["data"]
+    entries = base64.b64decode(secret["data"][key]).decode()
+    assert json.loads(entries) == [API_KEY_ENTRY]
+    # What the service reads from RECOGNIZE_API_KEYS: hashed entries, and the key checks out.
+    settings = Settings.model_validate({"api_keys": json.loads(entries)})
+    assert settings.api_keys == (ApiKey(**API_KEY_ENTRY),)
+    assert KeyRing(settings.api_keys).tenant_for("rk_test-key") == "geofence-portal"
 
 
 @pytest.mark.parametrize("case", ["default", "production"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.auth import create_key
 from service.settings import DEMO_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,24 +30,47 @@ def free_port() -> int:
 
 class RunningService:
     def __init__(
-        self, base_url: str, process: subprocess.Popen[bytes], log: Path, cold_start_s: float
+        self,
+        base_url: str,
+        process: subprocess.Popen[bytes],
+        log: Path,
+        cold_start_s: float,
+        api_key: str | None,
+        metrics_port: int | None = None,
     ) -> None:
         self.base_url = base_url
         self.process = process
         self.log = log
         self.cold_start_s = cold_start_s
+        self.api_key = api_key  # the test tenant's key; None when auth is switched off
+        self.metrics_port = metrics_port  # the Ray node's metrics export (service/metrics.py)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=60.0, **kwargs)  # type: ignore[arg-type]
+        headers = {**self.headers, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        kwargs.setdefault("timeout", 60.0)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+TEST_TENANT = "test-portal"
 
 
 def start_service(env_overrides: dict[str, str], log: Path) -> RunningService:
+    """`recognize serve` on a free port with a fresh API key for TEST_TENANT (unless the
+    overrides switch authentication off), ready to serve."""
     if not DEMO_MODEL_PATH.is_file():
         pytest.fail(f"demo model {DEMO_MODEL_PATH} missing: run `make model` (make test does)")
     port = free_port()
+    api_key, entry = create_key(TEST_TENANT)
     env = {
         **os.environ,
         "RECOGNIZE_PORT": str(port),
+        # Its own metrics export port: the default (8080) may be taken by another service here.
+        "RECOGNIZE_METRICS_PORT": str(free_port()),
+        "RECOGNIZE_API_KEYS": json.dumps([entry.model_dump()]),
         "RAY_USAGE_STATS_ENABLED": "0",
         "PYTHONUNBUFFERED": "1",
         **env_overrides,
@@ -75,7 +100,15 @@ def start_service(env_overrides: dict[str, str], log: Path) -> RunningService:
         else:
             stop_service(process)
             pytest.fail(f"service not ready after {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
-    return RunningService(base_url, process, log, time.perf_counter() - started)
+    auth_off = env.get("RECOGNIZE_AUTH_DISABLED", "").lower() in ("1", "true", "yes")
+    return RunningService(
+        base_url,
+        process,
+        log,
+        time.perf_counter() - started,
+        None if auth_off else api_key,
+        metrics_port=int(env["RECOGNIZE_METRICS_PORT"]),
+    )
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> None:
@@ -91,9 +124,15 @@ def stop_service(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     log = tmp_path_factory.mktemp("service") / "serve.log"
-    # A wait long enough that concurrent test requests share batches on a slow CI box.
+    # A wait long enough that concurrent test requests share batches on a slow CI box; batch
+    # buckets (the GPU set-up) so padded batches are proven to give the same answers.
     running = start_service(
-        {"RECOGNIZE_MAX_BATCH_SIZE": "8", "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05"}, log
+        {
+            "RECOGNIZE_MAX_BATCH_SIZE": "8",
+            "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05",
+            "RECOGNIZE_BATCH_BUCKETS": "[1, 2, 4, 8]",
+        },
+        log,
     )
     print(f"\ncold start to ready: {running.cold_start_s:.1f}s")
     yield running

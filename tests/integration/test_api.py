@@ -138,7 +138,7 @@ def test_concurrent_requests_batch_and_match_sequential_results(client: httpx.Cl
     sequential = [post(client, img, EU_C_ESTATE).json() for img in images]
     with (
         ThreadPoolExecutor(max_workers=12) as pool,
-        httpx.Client(base_url=str(client.base_url), timeout=120) as c2,
+        httpx.Client(base_url=str(client.base_url), timeout=120, headers=client.headers) as c2,
     ):
         concurrent = list(pool.map(lambda img: post(c2, img, EU_C_ESTATE).json(), images))
     for seq, con in zip(sequential, concurrent, strict=True):
@@ -245,3 +245,72 @@ def test_openapi_document(client: httpx.Client) -> None:
     doc = client.get("/openapi.json").json()
     assert "/recognize" in doc["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_api_key_is_required_and_names_the_tenant(service) -> None:  # type: ignore[no-untyped-def]
+    assert service.api_key, "the test service runs with API keys on"
+    with httpx.Client(base_url=service.base_url, timeout=60) as anonymous:
+        for headers in (
+            {},
+            {"Authorization": "Bearer rk_not-a-key"},
+            {"Authorization": f"Basic {service.api_key}"},
+        ):
+            r = anonymous.post(
+                "/recognize",
+                files={"image": ("a.jpg", f.jpeg(), "image/jpeg")},
+                data={"vin": EU_C_ESTATE},
+                headers=headers,
+            )
+            assert r.status_code == 401, r.text
+            assert r.json()["error"]["code"] == "unauthorized"
+            assert r.headers["www-authenticate"].startswith("Bearer")
+        assert anonymous.get("/v1/model").status_code == 401
+        # open without a key: liveness, readiness and the API document
+        assert anonymous.get("/healthz").status_code == 200
+        assert anonymous.get("/readyz").status_code == 200
+        assert anonymous.get("/openapi.json").status_code == 200
+        # X-API-Key works as well as Bearer
+        r = anonymous.post(
+            "/recognize",
+            files={"image": ("a.jpg", f.jpeg(), "image/jpeg")},
+            data={"vin": EU_C_ESTATE},
+            headers={"X-API-Key": service.api_key},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_structured_log_line_names_tenant_and_masks_the_vin(client: httpx.Client) -> None:
+    import glob
+    import json
+    import time
+    import uuid
+
+    request_id = f"logtest-{uuid.uuid4().hex}"
+    vin = "WDD2052041F987654"
+    r = client.post(
+        "/recognize",
+        files={"image": ("a.jpg", f.jpeg(), "image/jpeg")},
+        data={"vin": vin},
+        headers={"X-Request-ID": request_id},
+    )
+    assert r.status_code == 200
+    lines: list[dict] = []
+    deadline = time.monotonic() + 20
+    while not lines and time.monotonic() < deadline:
+        for path in glob.glob("/tmp/ray/session_*/logs/serve/replica_recognize_Ingress_*.log"):
+            with open(path, encoding="utf-8", errors="replace") as log:
+                for line in log:
+                    if request_id in line:
+                        record = json.loads(line)  # JSON log encoding: one object per line
+                        if record.get("message") == "request":
+                            lines.append(record)
+                        assert vin not in line, "the full VIN must never reach the logs"
+        time.sleep(0.5)
+    assert lines, "no structured request line found in the ingress replica's log"
+    record = lines[0]
+    assert record["request_id"] == request_id
+    assert record["tenant"] == "test-portal"
+    assert record["status"] == 200 and record["path"] == "/recognize"
+    assert record["verdict"] == r.json()["verdict"]
+    assert record["vin"] == "WDD2052041F******"
+    assert record["latency_ms"] > 0

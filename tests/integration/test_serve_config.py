@@ -68,7 +68,9 @@ def test_serve_run_with_the_config_file_flips_ready(tmp_path: Path) -> None:
     """`serve run` on a generated config serves the app; /readyz is 503 until warmed up."""
     port = free_port()
     # 16 warm-up shapes make the not-ready window wide enough to observe on any machine.
-    document = serve_config(Settings(port=port, max_batch_size=16))
+    # auth_disabled travels in the application's args, as any setting would.
+    document = serve_config(Settings(port=port, max_batch_size=16, auth_disabled=True))
+    assert document["applications"][0]["args"]["auth_disabled"] is True
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(document))
     env = {**clean_env(), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}

@@ -99,3 +99,20 @@ def test_batch_settings_change_live_without_a_new_session(tiny_model: Path) -> N
     assert classifier._session is session  # batching changes need no new session
     classifier.reconfigure(config(tiny_model, max_batch_size=3, intra_op_threads=2).model_dump())
     assert classifier._session is not session
+
+
+def test_batch_buckets_pad_up_and_must_reach_the_largest_batch(tiny_model: Path) -> None:
+    cfg = config(tiny_model, max_batch_size=8, batch_buckets=[1, 2, 4, 8])
+    assert [cfg.padded_size(n) for n in range(1, 9)] == [1, 2, 4, 4, 8, 8, 8, 8]
+    assert cfg.shapes_to_warm() == (1, 2, 4, 8)
+    assert config(tiny_model, max_batch_size=3).shapes_to_warm() == (1, 2, 3)
+    assert config(tiny_model, max_batch_size=3).padded_size(3) == 3
+    with pytest.raises(ValueError, match="must reach max_batch_size"):
+        config(tiny_model, max_batch_size=16, batch_buckets=[1, 8])
+
+
+def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07" + b"not a protobuf at all" * 100)
+    with pytest.raises(ModelContractError, match=r"could not load .*corrupt\.onnx"):
+        build_session(config(corrupt))

@@ -754,3 +754,19 @@ def test_cli_exits_0_when_every_vin_decodes():
     assert proc.returncode == 0, proc.stderr
     parents = [json.loads(line)["expected_parent"] for line in proc.stdout.splitlines()]
     assert parents == ["GLE-Class", None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("WDD2052041F123456", "WDD2052041F******"),
+        (" wdd-205204 1F123456 ", "WDD2052041F******"),
+        ("WDD205", "WDD205"),
+        ("X" * 500, "XXXXXXXXXXX******"),
+        ("WDD2052041F12\n3456\x00", "WDD2052041F******"),
+    ],
+)
+def test_mask_vin_hides_the_serial(raw: str, masked: str) -> None:
+    from service.vin import mask_vin
+
+    assert mask_vin(raw) == masked
