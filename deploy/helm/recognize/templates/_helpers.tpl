@@ -85,6 +85,7 @@ service's own default applies. The bind host is always 0.0.0.0 in the cluster.
   (list $v.classifier "maxBatchSize" "max_batch_size")
   (list $v.classifier "batchWaitTimeoutS" "batch_wait_timeout_s")
   (list $v.classifier "warmupBatchSizes" "warmup_batch_sizes")
+  (list $v.classifier "batchBuckets" "batch_buckets")
   (list $v.ingress "replicas" "ingress_replicas")
   (list $v.ingress "numCpus" "ingress_num_cpus")
   (list $v.decision "matchThreshold" "match_threshold")
@@ -93,6 +94,11 @@ service's own default applies. The bind host is always 0.0.0.0 in the cluster.
   (list $v.limits "maxImagePixels" "max_image_pixels")
   (list $v.limits "minImageSide" "min_image_side")
   (list $v.limits "defaultTopK" "default_top_k")
+  (list $v.limits "maxPendingRequests" "max_pending_requests")
+  (list $v.limits "requestTimeoutS" "request_timeout_s")
+  (list $v.logs "encoding" "log_encoding")
+  (list $v.auth "disabled" "auth_disabled")
+  (list $v.auth "docsRequireAuth" "docs_require_auth")
 }}
 {{- range $fromValues }}
 {{- $value := index (index . 0) (index . 1) }}
@@ -122,43 +128,75 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
 {{- $classifier := required "files/serve_config.yaml has no Classifier deployment" $deployments.Classifier }}
 {{- $ingress := required "files/serve_config.yaml has no Ingress deployment" $deployments.Ingress }}
 {{- $userConfig := $classifier.user_config }}
-{{- /* Where serve_config puts each setting besides `args`; the value there is its default. */}}
+{{- /* Where serve_config puts each setting besides `args` (one or more places); the value there
+  is its default. */}}
 {{- $placed := dict
-  "model_path" (list $userConfig "model_path")
-  "providers" (list $userConfig "providers")
-  "intra_op_threads" (list $userConfig "intra_op_threads")
-  "max_batch_size" (list $userConfig "max_batch_size")
-  "batch_wait_timeout_s" (list $userConfig "batch_wait_timeout_s")
-  "warmup_batch_sizes" (list $userConfig "warmup_batch_sizes")
-  "classifier_replicas" (list $classifier "num_replicas")
-  "classifier_num_cpus" (list $classifier.ray_actor_options "num_cpus")
-  "classifier_num_gpus" (list $classifier.ray_actor_options "num_gpus")
-  "ingress_replicas" (list $ingress "num_replicas")
-  "ingress_num_cpus" (list $ingress.ray_actor_options "num_cpus")
+  "model_path" (list (list $userConfig "model_path"))
+  "providers" (list (list $userConfig "providers"))
+  "intra_op_threads" (list (list $userConfig "intra_op_threads"))
+  "max_batch_size" (list (list $userConfig "max_batch_size"))
+  "batch_wait_timeout_s" (list (list $userConfig "batch_wait_timeout_s"))
+  "warmup_batch_sizes" (list (list $userConfig "warmup_batch_sizes"))
+  "batch_buckets" (list (list $userConfig "batch_buckets"))
+  "classifier_replicas" (list (list $classifier "num_replicas"))
+  "classifier_num_cpus" (list (list $classifier.ray_actor_options "num_cpus"))
+  "classifier_num_gpus" (list (list $classifier.ray_actor_options "num_gpus"))
+  "ingress_replicas" (list (list $ingress "num_replicas"))
+  "ingress_num_cpus" (list (list $ingress.ray_actor_options "num_cpus"))
+  "log_encoding" (list (list $classifier.logging_config "encoding") (list $ingress.logging_config "encoding"))
 }}
-{{- $defaultBatch := $userConfig.max_batch_size }}
+{{- /* The service's defaults (service/settings.py) of the settings that only `args` carries: a
+  value equal to its default stays out of `args`, as serve_config leaves it out. The test case
+  "service-defaults" in tests/deploy/test_helm_chart.py sets every value to the service's
+  default, so a default restated wrongly here fails it. */}}
+{{- $argDefaults := dict
+  "match_threshold" 0.8
+  "mismatch_threshold" 0.8
+  "max_upload_bytes" 20971520
+  "max_image_pixels" 50000000
+  "min_image_side" 32
+  "default_top_k" 3
+  "max_pending_requests" 64
+  "request_timeout_s" 30.0
+  "auth_disabled" false
+  "docs_require_auth" false
+}}
 {{- /* `args` holds the settings that differ from the defaults (host and port go to http_options). */}}
 {{- $args := deepCopy ($app.args | default dict) }}
 {{- range $name, $value := $settings }}
 {{- if not (has $name (list "host" "port")) }}
 {{- $where := get $placed $name }}
-{{- if or (not $where) (ne (toJson $value) (toJson (index (index $where 0) (index $where 1)))) }}
+{{- $default := "" }}
+{{- $known := true }}
+{{- if $where }}
+{{- $first := first $where }}
+{{- $default = index (index $first 0) (index $first 1) }}
+{{- else if hasKey $argDefaults $name }}
+{{- $default = get $argDefaults $name }}
+{{- else }}
+{{- $known = false }}
+{{- end }}
+{{- if or (not $known) (ne (toJson $value) (toJson $default)) }}
 {{- $_ := set $args $name $value }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- range $name, $where := $placed }}
+{{- range $name, $places := $placed }}
 {{- if hasKey $settings $name }}
-{{- $_ := set (index $where 0) (index $where 1) (get $settings $name) }}
+{{- range $places }}
+{{- $_ := set (index . 0) (index . 1) (get $settings $name) }}
 {{- end }}
 {{- end }}
-{{- /* max_ongoing_requests scale with max_batch_size (settings.classifier_max_ongoing_requests
-  and the ingress's multiple): keep the generated ratio. */}}
-{{- if hasKey $settings "max_batch_size" }}
-{{- $batch := $settings.max_batch_size }}
-{{- $_ := set $classifier "max_ongoing_requests" (div (mul $classifier.max_ongoing_requests $batch) $defaultBatch) }}
-{{- $_ := set $ingress "max_ongoing_requests" (div (mul $ingress.max_ongoing_requests $batch) $defaultBatch) }}
 {{- end }}
+{{- /* Concurrency limits, derived from the settings as service.app.deployment_options does. */}}
+{{- $classifierOngoing := mul 2 $userConfig.max_batch_size }}
+{{- $_ := set $classifier "max_ongoing_requests" $classifierOngoing }}
+{{- $_ := set $classifier "max_queued_requests" (mul 4 $classifierOngoing) }}
+{{- $pending := get $argDefaults "max_pending_requests" }}
+{{- if hasKey $settings "max_pending_requests" }}
+{{- $pending = get $settings "max_pending_requests" }}
+{{- end }}
+{{- $_ := set $ingress "max_ongoing_requests" (add $pending 16) }}
 {{- $autoscaling := .Values.classifier.autoscaling }}
 {{- if $autoscaling.enabled }}
 {{- $config := dict "min_replicas" $autoscaling.minReplicas "max_replicas" $autoscaling.maxReplicas "target_ongoing_requests" $autoscaling.targetOngoingRequests }}
