@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from service import __version__
 from service.auth import KeyRing, presented_key
-from service.classifier import ClassifyResult
+from service.classifier import Classifier, ClassifyResult
 from service.errors import (
     InvalidRequest,
     InvalidVIN,
@@ -324,8 +324,11 @@ def _authenticate(request: Request) -> Unauthorized | None:
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
-    def __init__(self, classifier: DeploymentHandle, settings: dict[str, Any]) -> None:
+    def __init__(self, classifier: DeploymentHandle | None, settings: dict[str, Any]) -> None:
+        # A handle to the Classifier deployment, or None: this replica classifies itself
+        # (classifier_in_ingress), with the same Classifier code configured by reconfigure().
         self._classifier = classifier
+        self._local: Classifier | None = None if classifier else Classifier.func_or_class()
         self._settings = Settings(**settings)
         self._metrics = IngressMetrics()
         if self._settings.auth_disabled:
@@ -352,11 +355,21 @@ class Ingress:
         self._providers: list[str] = []
         self._classes: list[ClassInfo] = []
 
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """The in-replica classifier's user_config (classifier_in_ingress only)."""
+        if self._local is not None:
+            self._local.reconfigure(user_config)
+            self._metadata = None  # the model may have changed
+
     async def _model(self) -> ModelMetadata:
         """The classifier's model metadata, fetched once it reports ready, then cached."""
         if self._metadata is None:
             try:
-                info = await asyncio.wait_for(self._classifier.ready.remote(), timeout=2.0)
+                if self._local is not None:
+                    info = self._local.ready()
+                else:
+                    assert self._classifier is not None
+                    info = await asyncio.wait_for(self._classifier.ready.remote(), timeout=2.0)
             except (TimeoutError, ModelNotReady) as exc:
                 raise ModelNotReady("model is loading or warming up; retry shortly") from exc
             except Exception as exc:
@@ -375,9 +388,18 @@ class Ingress:
 
     async def _classify(self, array: np.ndarray, deadline: float) -> ClassifyResult:
         """The classifier's answer by the request's deadline, with its failures as 503/504."""
+        remaining = max(0.0, deadline - time.perf_counter())
+        if self._local is not None:
+            try:
+                return await asyncio.wait_for(self._local.classify(array), remaining)
+            except TimeoutError as exc:
+                raise Timeout(
+                    f"no answer within the {self._settings.request_timeout_s:g} s request deadline"
+                ) from exc
+        assert self._classifier is not None
         response = self._classifier.classify.remote(array)
         try:
-            return await asyncio.wait_for(response, max(0.0, deadline - time.perf_counter()))
+            return await asyncio.wait_for(response, remaining)
         except TimeoutError as exc:
             response.cancel()
             raise Timeout(

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     )
 
     # --- replicas and resources ---------------------------------------------------------------
+    classifier_in_ingress: bool = Field(
+        False,
+        description="one deployment that decodes and classifies (saves a hop and a process on a "
+        "small CPU box); false = separate Ingress and Classifier deployments, so CPU "
+        "preprocessing scales apart from the (GPU) classifier replicas",
+    )
     classifier_replicas: int = Field(1, ge=1, le=64)
     classifier_num_cpus: float = Field(1.0, ge=0.0)
     classifier_num_gpus: float = Field(0.0, ge=0.0, description="fractional GPUs are allowed")

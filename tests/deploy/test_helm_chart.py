@@ -85,6 +85,7 @@ DERIVED_SETTINGS = {
 }
 # Settings the chart deliberately leaves alone.
 NOT_EXPOSED = {
+    "classifier_in_ingress": "the cluster keeps CPU ingress and GPU classifier replicas apart",
     "ray_address": "`recognize serve` only: in the cluster KubeRay starts Ray",
     "ray_num_cpus": "`recognize serve` only: the cluster's CPUs come from rayStartParams",
     "metrics_port": "a node setting: rayStartParams metrics-export-port",

@@ -111,6 +111,34 @@ def start_service(env_overrides: dict[str, str], log: Path) -> RunningService:
     )
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command line of every process under `pid` (Ray's workers are under the driver)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, str] = {}
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            try:
+                found[child] = (
+                    (Path("/proc") / str(child) / "cmdline")
+                    .read_bytes()
+                    .decode(errors="replace")
+                    .replace("\0", " ")
+                )
+            except OSError:
+                continue
+            stack.append(child)
+    return found
+
+
 def stop_service(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -26,6 +26,7 @@ from tests import imagefactory as f
 from tests.integration.conftest import (
     REPO,
     RunningService,
+    descendants,
     free_port,
     start_service,
     stop_service,
@@ -51,34 +52,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     )
     yield running
     stop_service(running.process)
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """pid -> command line of every process under `pid` (Ray's workers are under the driver)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: dict[int, str] = {}
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            try:
-                found[child] = (
-                    (Path("/proc") / str(child) / "cmdline")
-                    .read_bytes()
-                    .decode(errors="replace")
-                    .replace("\0", " ")
-                )
-            except OSError:
-                continue
-            stack.append(child)
-    return found
 
 
 def classifier_pids(service: RunningService) -> list[int]:

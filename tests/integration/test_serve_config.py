@@ -125,3 +125,47 @@ def test_serve_run_with_the_config_file_flips_ready(tmp_path: Path) -> None:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_single_deployment_mode_serves_and_batches(tmp_path: Path) -> None:
+    """classifier_in_ingress: one deployment decodes and classifies; same answers, batches form."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.conftest import descendants, start_service, stop_service
+
+    running = start_service(
+        {
+            "RECOGNIZE_CLASSIFIER_IN_INGRESS": "true",
+            "RECOGNIZE_MAX_BATCH_SIZE": "8",
+            "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05",
+        },
+        tmp_path / "serve.log",
+    )
+    try:
+        with running.client() as client:
+            assert len(client.get("/v1/model").json()["classes"]) == 64
+            images = [f.jpeg(400 + 10 * i, 600, seed=i) for i in range(8)]
+
+            def post(img: bytes) -> dict:
+                r = client.post(
+                    "/recognize",
+                    files={"image": ("a.jpg", img, "image/jpeg")},
+                    data={"vin": "WDD2052041F123456"},
+                )
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            alone = [post(img) for img in images]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                together = list(pool.map(post, images))
+        for a, b in zip(alone, together, strict=True):
+            assert a["prediction"]["class_id"] == b["prediction"]["class_id"]
+            assert a["prediction"]["confidence"] == pytest.approx(
+                b["prediction"]["confidence"], abs=1e-4
+            )
+        assert max(r["batch_size"] for r in together) > 1
+        replicas = " ".join(descendants(running.process.pid).values())
+        assert "ServeReplica:recognize:Ingress" in replicas
+        assert "ServeReplica:recognize:Classifier" not in replicas  # one deployment only
+    finally:
+        stop_service(running.process)
