@@ -189,13 +189,13 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
 {{- end }}
 {{- end }}
 {{- /* Concurrency limits, derived from the settings as service.app.deployment_options does. */}}
-{{- $classifierOngoing := mul 2 $userConfig.max_batch_size }}
-{{- $_ := set $classifier "max_ongoing_requests" $classifierOngoing }}
-{{- $_ := set $classifier "max_queued_requests" (mul 4 $classifierOngoing) }}
 {{- $pending := get $argDefaults "max_pending_requests" }}
 {{- if hasKey $settings "max_pending_requests" }}
 {{- $pending = get $settings "max_pending_requests" }}
 {{- end }}
+{{- $classifierOngoing := max (mul 2 $userConfig.max_batch_size) $pending }}
+{{- $_ := set $classifier "max_ongoing_requests" $classifierOngoing }}
+{{- $_ := set $classifier "max_queued_requests" (mul 4 $classifierOngoing) }}
 {{- $_ := set $ingress "max_ongoing_requests" (add $pending 16) }}
 {{- $autoscaling := .Values.classifier.autoscaling }}
 {{- if $autoscaling.enabled }}
