@@ -295,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         "RECOGNIZE_CLASSIFIER_NUM_CPUS": "1",
         "RECOGNIZE_INTRA_OP_THREADS": "2",
         "RECOGNIZE_MAX_BATCH_SIZE": str(args.max_batch_size),
+        # Few batch shapes on the GPU: the first run of each new shape cost ~8 s on the H100
+        # (loadtest/RESULTS.md), so batches are padded up to powers of two.
+        "RECOGNIZE_BATCH_BUCKETS": json.dumps(
+            sorted(
+                {
+                    min(2**i, args.max_batch_size)
+                    for i in range(args.max_batch_size.bit_length() + 1)
+                }
+            )
+        ),
         "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.004",
         "RECOGNIZE_INGRESS_REPLICAS": str(args.ingress_replicas),
         "RECOGNIZE_INGRESS_NUM_CPUS": "1",

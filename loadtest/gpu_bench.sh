@@ -5,7 +5,7 @@
 # as one tar split into parts (the device tool carries at most 64 MiB per call): stage each part
 # into $PARTS with `gpu_bench.sh stage N`, then `gpu_bench.sh run` joins, installs into
 # /tmp/site and runs loadtest/gpu_bench.py, writing results into ${OUT:-results/gpu}.
-# Build the parts here with: loadtest/gpu_wheels.sh (see its header).
+# Build the parts here first with loadtest/gpu_wheels.sh.
 set -euo pipefail
 PARTS=${PARTS:-/tmp/gpuparts}
 SITE=${SITE:-/tmp/site}
