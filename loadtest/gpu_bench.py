@@ -21,8 +21,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from loadtest._servers import free_port, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 VIN = "WDD2052041F123456"  # C-Class estate (EU layout)
@@ -124,57 +124,6 @@ def raw_throughput(
         )
         print(f"raw b={b}: {b / median:.0f} img/s", flush=True)
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_service(
-    model: Path, port: int, env_extra: dict[str, str], log: Path
-) -> tuple[subprocess.Popen[bytes], float]:
-    import urllib.request
-
-    env = {
-        **os.environ,
-        "RECOGNIZE_PORT": str(port),
-        "RECOGNIZE_MODEL_PATH": str(model),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        **env_extra,
-    }
-    started = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"service exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, time.perf_counter() - started
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"service not ready:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def photos(n: int) -> list[bytes]:
@@ -310,8 +259,22 @@ def main(argv: list[str] | None = None) -> int:
         "RECOGNIZE_INGRESS_NUM_CPUS": "1",
     }
     memory_before = gpu_memory_used_mib()
-    proc, cold = start_service(fp16, port, env, args.out / "service.log")
-    result["service_cold_start_s"] = round(cold, 1)
+    server = start_server(
+        "service",
+        [sys.executable, "-m", "service.cli", "serve"],
+        port=port,
+        ready_path="/readyz",
+        log=args.out / "service.log",
+        cwd=REPO,
+        timeout_s=600,
+        env={
+            **env,
+            "RECOGNIZE_PORT": str(port),
+            "RECOGNIZE_MODEL_PATH": str(fp16),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        },
+    )
+    result["service_cold_start_s"] = round(server.cold_start_s, 1)
     result["service_gpu_memory_mib"] = (
         (gpu_memory_used_mib() or 0) - (memory_before or 0) if memory_before is not None else None
     )
@@ -324,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"service c={c}: {row}", flush=True)
             rows.append(row)
     finally:
-        stop(proc)
+        server.stop()
     result["service"] = rows
     raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
     for row in rows:
