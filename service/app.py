@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from ray.serve import Application
@@ -126,6 +127,9 @@ def _ray_environment() -> None:
     # (a request's log line is written when it ends), which that profile would turn off.
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "1")
     os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")
+    # Direct ingress keeps a stopping replica draining for 30 s so that load balancers of a
+    # multi-node cluster notice; a local node has none, and SIGTERM then took 33 s instead of 8.
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
 
 
 def _port_taken(port: int) -> bool:
@@ -136,6 +140,20 @@ def _port_taken(port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def _drain(serve: Any, timeout_s: float) -> None:
+    """Wait until no ingress replica has a request in progress (at most the request deadline):
+    serve.shutdown() itself drops open connections."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        handle = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
+        while time.monotonic() < deadline:
+            if handle.in_progress.remote().result(timeout_s=5) == 0:
+                return
+            time.sleep(0.1)
+    except Exception as exc:  # noqa: BLE001 - best effort: shut down anyway
+        logger.warning("could not drain before shutdown: %s", exc)
 
 
 def serve_forever() -> int:
@@ -200,7 +218,8 @@ def serve_forever() -> int:
         logger.info("Recognize is serving on http://%s:%d", settings.host, settings.port)
         signal.pause()
     except KeyboardInterrupt:
-        logger.info("shutting down")
+        logger.info("shutting down: finishing the requests in progress")
+        _drain(serve, settings.request_timeout_s)
     except Exception:
         logger.exception("the application failed to start")
         return 1

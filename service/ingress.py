@@ -123,6 +123,12 @@ def _configure_app(
     api.state.open_paths = open_paths
 
 
+def _requests_in_progress() -> int:
+    # Module-level like _configure_app: a method would read the pickled class's copy of `api`.
+    admission: _Admission | None = getattr(api.state, "admission", None)
+    return admission.in_flight if admission is not None else 0
+
+
 def _endpoint(request: Request) -> str:
     """The API route a request addressed, or ``other``: a bounded set of metric labels."""
     matched = getattr(request.scope.get("route"), "path", None)
@@ -354,6 +360,10 @@ class Ingress:
         self._metadata: ModelMetadata | None = None
         self._providers: list[str] = []
         self._classes: list[ClassInfo] = []
+
+    def in_progress(self) -> int:
+        """Requests to /recognize this replica is working on (for a draining shutdown)."""
+        return _requests_in_progress()
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """The in-replica classifier's user_config (classifier_in_ingress only)."""

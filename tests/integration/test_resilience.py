@@ -202,3 +202,37 @@ def test_corrupt_model_fails_start_up_with_a_clear_error(tmp_path: Path) -> None
     output = result.stdout + result.stderr
     assert "could not load" in output and "corrupt.onnx" in output
     print(f"\ncorrupt model: start-up failed cleanly after {time.perf_counter() - started:.1f} s")
+
+
+def test_sigterm_drains_requests_in_flight_then_exits(tmp_path: Path) -> None:
+    running = start_service({}, tmp_path / "serve.log")
+    image = f.jpeg(1200, 1800)  # big enough to still be in progress when the signal lands
+    outcomes: list[int | str] = []
+
+    def one() -> None:
+        try:
+            with running.client(timeout=60) as client:
+                r = client.post(
+                    "/recognize", files={"image": ("a.jpg", image, "image/jpeg")}, data={"vin": VIN}
+                )
+                outcomes.append(r.status_code)
+        except httpx.HTTPError as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.15)
+    started = time.perf_counter()
+    running.process.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        running.process.wait(timeout=60)
+    finally:
+        stop_service(running.process)
+    stopped_s = time.perf_counter() - started
+    assert 200 in outcomes, outcomes  # work in progress was finished, not dropped
+    assert all(o == 200 or o == 503 for o in outcomes), outcomes  # never a 500 or a reset
+    assert stopped_s < 30, f"shutdown took {stopped_s:.1f}s"
+    print(f"\nSIGTERM with 4 requests in flight: outcomes {outcomes}, stopped in {stopped_s:.1f}s")
