@@ -36,29 +36,28 @@ REPO = Path(__file__).resolve().parent.parent
 VIN = "WDD2052041F123456"  # C-Class estate (EU layout)
 
 
-def gpu_name() -> str:
+def _nvidia_smi(query: str, fmt: str = "csv,noheader") -> str | None:
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={query}", f"--format={fmt}"],
             capture_output=True,
             text=True,
             timeout=20,
         )
-        return out.stdout.strip()
+        return out.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        return None
+
+
+def gpu_name() -> str:
+    return _nvidia_smi("name,memory.total,driver_version") or "unknown"
 
 
 def gpu_memory_used_mib() -> int | None:
+    used = _nvidia_smi("memory.used", "csv,noheader,nounits")
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        return int(out.stdout.strip().splitlines()[0])
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return int(used.splitlines()[0]) if used else None
+    except ValueError:
         return None
 
 

@@ -35,9 +35,11 @@ from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
-from loadtest._model import class_infos, open_session, run_batch, verdict
+from loadtest._model import open_session, verdict
 from service.errors import RecognizeError
 from service.imaging import Limits, prepare_image
+from service.modelfile import class_infos
+from service.session import run_batch
 from service.settings import Settings
 from service.verdict import Thresholds
 from service.vin import decode_vin

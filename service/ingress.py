@@ -39,7 +39,7 @@ from service.errors import (
 )
 from service.imaging import Limits, prepare_image
 from service.metrics import OTHER_ENDPOINT, IngressMetrics
-from service.modelfile import ModelMetadata
+from service.modelfile import ModelMetadata, class_infos
 from service.schemas import (
     ClassProbability,
     ErrorResponse,
@@ -385,13 +385,7 @@ class Ingress:
             except Exception as exc:
                 raise ModelNotReady(f"classifier is not available: {type(exc).__name__}") from exc
             metadata = ModelMetadata.model_validate(info["metadata"])
-            taxonomy = default_taxonomy().by_id()
-            self._classes = [
-                ClassInfo(
-                    c.id, c.label, c.parent, taxonomy[c.id].enabled, taxonomy[c.id].match_threshold
-                )
-                for c in metadata.classes
-            ]
+            self._classes = class_infos(metadata)
             self._providers = list(info["providers"])
             self._metadata = metadata
         return self._metadata

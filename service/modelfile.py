@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.errors import ModelContractError
-from service.taxonomy import Taxonomy
+from service.taxonomy import Taxonomy, default_taxonomy
+from service.verdict import ClassInfo
 
 METADATA_KEY = "recognize"
 INPUT_NAME = "image"
@@ -120,3 +121,12 @@ def metadata_for_taxonomy(
             ModelClass(id=c.id, label=c.label, parent=c.parent) for c in taxonomy.classes
         ),
     )
+
+
+def class_infos(metadata: ModelMetadata) -> list[ClassInfo]:
+    """The model's outputs in order, with the taxonomy's switches (enabled, match_threshold)."""
+    taxonomy = default_taxonomy().by_id()
+    return [
+        ClassInfo(c.id, c.label, c.parent, taxonomy[c.id].enabled, taxonomy[c.id].match_threshold)
+        for c in metadata.classes
+    ]

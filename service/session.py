@@ -1,0 +1,124 @@
+"""One onnxruntime session for a model file, with the options every server here uses.
+
+Ray-free on purpose: the Classifier deployment builds its session with it, and so do the
+benchmark's peer servers (a naive FastAPI server, Triton), so all run the model identically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.errors import ModelContractError
+from service.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
+from service.settings import intra_op_threads_for, resolve_model_path
+from service.taxonomy import default_taxonomy
+
+
+class ClassifierConfig(BaseModel):
+    """The classifier's ``user_config``: changeable on a live deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_path: str
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    intra_op_threads: int = Field(0, ge=0, description="0 = every core of the node")
+    max_batch_size: int = Field(8, ge=1, le=256)
+    batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0)
+    warmup_batch_sizes: tuple[int, ...] = ()
+    batch_buckets: tuple[int, ...] = Field(
+        (),
+        description="pad each batch up to the smallest of these sizes; empty = run as formed",
+    )
+
+    @model_validator(mode="after")
+    def _buckets_cover_batches(self) -> ClassifierConfig:
+        if self.batch_buckets and max(self.batch_buckets) < self.max_batch_size:
+            raise ValueError(
+                f"batch_buckets {list(self.batch_buckets)} must reach max_batch_size "
+                f"{self.max_batch_size}"
+            )
+        return self
+
+    def shapes_to_warm(self) -> tuple[int, ...]:
+        """Every batch size the session will see."""
+        if self.batch_buckets:
+            return tuple(sorted(set(self.batch_buckets)))
+        return self.warmup_batch_sizes or tuple(range(1, self.max_batch_size + 1))
+
+    def padded_size(self, n: int) -> int:
+        return min((b for b in self.batch_buckets if b >= n), default=n)
+
+    def session_key(self) -> tuple[Any, ...]:
+        """What a new onnxruntime session is needed for; batching changes need none."""
+        return (self.model_path, self.providers, self.intra_op_threads)
+
+
+def build_session(config: ClassifierConfig) -> tuple[ort.InferenceSession, ModelMetadata]:
+    """Open the model, insisting on the providers asked for and on the metadata contract."""
+    path = resolve_model_path(config.model_path)
+    if not path.is_file():
+        raise ModelContractError(f"model file {path} does not exist (RECOGNIZE_MODEL_PATH)")
+    wants_cuda = "CUDAExecutionProvider" in config.providers
+    if wants_cuda and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()  # load the pip-installed CUDA/cuDNN libraries before the session
+    available = ort.get_available_providers()
+    missing = [p for p in config.providers if p not in available]
+    if missing:
+        raise ModelContractError(
+            f"onnxruntime providers {missing} requested but not available (have {available}); "
+            "refusing to fall back to the CPU silently"
+        )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads_for(config.intra_op_threads)
+    options.inter_op_num_threads = 1
+    # Spinning threads burn whole cores between requests (3x the CPU for the same throughput).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    providers: list[Any] = []
+    for name in config.providers:
+        if name == "CUDAExecutionProvider":
+            # HEURISTIC was as fast as EXHAUSTIVE on every batch size measured, and does not
+            # re-run a cuDNN search for each new batch shape.
+            providers.append((name, {"cudnn_conv_algo_search": "HEURISTIC"}))
+        else:
+            providers.append(name)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        raise ModelContractError(
+            f"onnxruntime could not load {path} (corrupt or not an ONNX model?): {exc}"
+        ) from exc
+    if wants_cuda and session.get_providers()[0] != "CUDAExecutionProvider":
+        raise ModelContractError(
+            f"CUDA requested but the session runs on {session.get_providers()}"
+        )
+    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
+    metadata.check_against(default_taxonomy())
+    _check_signature(session, metadata, path)
+    return session, metadata
+
+
+def _check_signature(session: ort.InferenceSession, metadata: ModelMetadata, path: Path) -> None:
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+        raise ModelContractError(
+            f"{path} must have one input '{INPUT_NAME}' and an output '{OUTPUT_NAME}' "
+            f"(has inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]})"
+        )
+    if inputs[0].type != "tensor(uint8)":
+        raise ModelContractError(f"{path}: input '{INPUT_NAME}' must be uint8, is {inputs[0].type}")
+    shape = inputs[0].shape
+    size = metadata.input_size
+    if len(shape) != 4 or list(shape[1:]) != [size, size, 3]:
+        raise ModelContractError(f"{path}: input shape {shape} is not [N, {size}, {size}, 3]")
+
+
+def run_batch(session: ort.InferenceSession, batch: Any) -> Any:
+    """Logits [N, C] for a uint8 [N, H, W, 3] batch."""
+    (logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+    return logits
