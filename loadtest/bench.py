@@ -236,6 +236,7 @@ def bench_raw(
         )
     del session
     best = max(rows, key=lambda r: r["images_per_s"])
+    parallel = bench_raw_parallel(model, arrays[0], duration_s)
     return {
         "model": metadata.name,
         "arch": metadata.arch,
@@ -243,6 +244,55 @@ def bench_raw(
         "intra_op_threads": session_threads(intra_op_threads),
         "rows": rows,
         "ceiling": {"batch_size": best["batch_size"], "images_per_s": best["images_per_s"]},
+        "parallel": parallel,
+    }
+
+
+def bench_raw_parallel(model: Path, image: Any, duration_s: float) -> dict[str, Any]:
+    """images/s of one single-threaded session per core, all running batch 1 at once.
+
+    Not the issue's ceiling (that is one session on every core, best batch), but what the cores
+    can do with no thread hand-offs inside a call: the service, which runs two batches at once,
+    is also compared with it so that no ratio flatters it.
+    """
+    import threading
+
+    import numpy as np
+
+    from service.classifier import ClassifierConfig, build_session
+    from service.modelfile import INPUT_NAME, OUTPUT_NAME
+
+    streams = session_threads(0)
+    sessions = [
+        build_session(ClassifierConfig(model_path=str(model), intra_op_threads=1))[0]
+        for _ in range(streams)
+    ]
+    batch = np.ascontiguousarray(image[None])
+    for session in sessions:
+        session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+    counts = [0] * streams
+    start = threading.Barrier(streams + 1)
+    began = [0.0]
+
+    def loop(i: int) -> None:
+        start.wait()
+        while time.perf_counter() - began[0] < duration_s:
+            sessions[i].run([OUTPUT_NAME], {INPUT_NAME: batch})
+            counts[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    began[0] = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began[0]
+    return {
+        "streams": streams,
+        "threads_per_stream": 1,
+        "batch_size": 1,
+        "images_per_s": round(sum(counts) / elapsed, 2),
     }
 
 
@@ -436,6 +486,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str, Any]]:
     ceiling = report["raw"]["ceiling"]["images_per_s"]
+    parallel = (report["raw"].get("parallel") or {}).get("images_per_s")
     rows = []
     for c in concurrency:
         cells = {name: _cell(report, name, c) for name in PEERS}
@@ -444,6 +495,7 @@ def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str,
             {
                 "concurrency": c,
                 "service_over_raw": _ratio(tput["service"], ceiling),
+                "service_over_raw_parallel": _ratio(tput["service"], parallel),
                 "service_over_naive": _ratio(tput["service"], tput["naive"]),
                 "service_over_triton": _ratio(tput["service"], tput["triton"]),
                 "p99_ms": {n: (cell or {}).get("p99_ms") for n, cell in cells.items()},
@@ -505,6 +557,12 @@ def print_report(report: dict[str, Any]) -> None:
         f"ceiling: {raw['ceiling']['images_per_s']:.2f} img/s at batch "
         f"{raw['ceiling']['batch_size']}"
     )
+    parallel = raw.get("parallel")
+    if parallel:
+        out.append(
+            f"{parallel['streams']} single-threaded sessions at once, batch 1: "
+            f"{parallel['images_per_s']:.2f} img/s (svc/raw|| below)"
+        )
     out += [
         "",
         "2-4. servers end to end over HTTP (JPEG ~460x706 uploads, C-Class VIN)",
@@ -542,13 +600,14 @@ def print_report(report: dict[str, Any]) -> None:
     out += [
         "",
         "ratios at equal concurrency (throughput), p99 beside",
-        f"{'conc':>4} {'svc/raw':>8} {'svc/naive':>9} {'svc/triton':>10}   "
+        f"{'conc':>4} {'svc/raw':>8} {'svc/raw||':>9} {'svc/naive':>9} {'svc/triton':>10}   "
         f"{'p99 ms: service / naive / triton'}",
     ]
     for r in report["ratios"]:
         p99 = r["p99_ms"]
         out.append(
             f"{r['concurrency']:>4} {_fmt(r['service_over_raw'], '.2f'):>8} "
+            f"{_fmt(r.get('service_over_raw_parallel'), '.2f'):>9} "
             f"{_fmt(r['service_over_naive'], '.2f'):>9} "
             f"{_fmt(r['service_over_triton'], '.2f'):>10}   "
             f"{_fmt(p99['service'], '.0f')} / {_fmt(p99['naive'], '.0f')} / "

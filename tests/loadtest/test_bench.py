@@ -10,6 +10,7 @@ Triton is left out here (its venv is optional); ``test_triton_peer`` runs it whe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
         assert row["calls"] >= 3
         assert 0 < row["p50_ms"] <= row["p99_ms"]
     assert raw["ceiling"]["images_per_s"] == max(r["images_per_s"] for r in raw["rows"])
+    assert raw["parallel"]["streams"] == os.cpu_count()
+    assert raw["parallel"]["images_per_s"] > 0
 
     servers = report["servers"]
     assert set(servers) == {"service", "naive", "triton"}
@@ -86,6 +89,7 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
     assert [r["concurrency"] for r in report["ratios"]] == [1, 4]
     for row in report["ratios"]:
         assert row["service_over_raw"] > 0
+        assert row["service_over_raw_parallel"] > 0
         assert row["service_over_naive"] > 0
         assert row["service_over_triton"] is None
         assert row["p99_ms"]["service"] > 0 and row["p99_ms"]["naive"] > 0
