@@ -32,6 +32,7 @@ def classifier_user_config(settings: Settings) -> dict[str, Any]:
         intra_op_threads=settings.intra_op_threads,
         max_batch_size=settings.max_batch_size,
         batch_wait_timeout_s=settings.batch_wait_timeout_s,
+        concurrent_batches=settings.concurrent_batches,
         warmup_batch_sizes=settings.warmup_batch_sizes,
         batch_buckets=settings.batch_buckets,
     ).model_dump(mode="json")
@@ -80,7 +81,10 @@ def deployment_options(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """The Recognize application: Ingress → Classifier, or one Ingress that classifies."""
-    settings = Settings(**(args or {})) if args else get_settings()
+    return application(Settings(**(args or {})) if args else get_settings())
+
+
+def application(settings: Settings) -> Application:
     options = deployment_options(settings)
     classifier = (
         None
@@ -132,6 +136,35 @@ def _ray_environment() -> None:
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
 
 
+def _direct_http(settings: Settings) -> bool:
+    """Let the ingress replica itself listen on host:port, with no Ray proxy in between.
+
+    Ray Serve's direct ingress runs an HTTP server in each ingress replica; the proxy in front
+    of it cost ~15% of the throughput on 2 CPU cores (loadtest/RESULTS.md). One port fits one
+    replica, so this needs a local node with one ingress replica; else the proxy stays.
+    """
+    replicas = (
+        settings.classifier_replicas
+        if settings.classifier_in_ingress
+        else settings.ingress_replicas
+    )
+    if not settings.direct_http or settings.ray_address or replicas != 1:
+        return False
+    # Serve hands replicas ports from [MIN, MAX): exactly the service's port.
+    os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port)
+    os.environ["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"] = str(settings.port + 1)
+    # A dead replica's port is held back 150 s by default, for HAProxy workers that may still
+    # route to it; none runs here, and the replacement replica needs that very port at once.
+    os.environ["RAY_SERVE_PORT_QUARANTINE_S"] = "0"
+    return True
+
+
+def _spare_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _port_taken(port: int) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Ray's exporter binds
@@ -159,7 +192,7 @@ def _drain(serve: Any, timeout_s: float) -> None:
 def serve_forever() -> int:
     """Start local Ray (or join ``ray_address``), run the app on host:port until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = get_settings()
+    settings = get_settings().for_local_node()
     if not settings.resolved_model_path.is_file():
         logger.error(
             "model file %s does not exist: build the demo model with `make model`, or point "
@@ -183,6 +216,7 @@ def serve_forever() -> int:
         )
         return 2
     _ray_environment()
+    direct = _direct_http(settings)
     import ray
     from ray import serve
     from ray._private import ray_constants
@@ -213,9 +247,18 @@ def serve_forever() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
-        serve.run(build_app(), name=APP_NAME, route_prefix="/", blocking=False)
-        logger.info("Recognize is serving on http://%s:%d", settings.host, settings.port)
+        # With direct ingress Serve still runs its proxy on the head node; it then listens on a
+        # spare loopback port, and clients reach the replica on the service's port.
+        proxy_port = _spare_port() if direct else settings.port
+        serve.start(http_options={"host": settings.host, "port": proxy_port})
+        serve.run(application(settings), name=APP_NAME, route_prefix="/", blocking=False)
+        logger.info(
+            "Recognize is serving on http://%s:%d (%s, %s)",
+            settings.host,
+            settings.port,
+            "one deployment" if settings.classifier_in_ingress else "Ingress + Classifier",
+            "direct to the replica" if direct else "through Ray's HTTP proxy",
+        )
         signal.pause()
     except KeyboardInterrupt:
         logger.info("shutting down: finishing the requests in progress")

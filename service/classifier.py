@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +51,10 @@ class Classifier:
         self._session: ort.InferenceSession | None = None
         self._metadata: ModelMetadata | None = None
         self._config: ClassifierConfig | None = None
-        # One thread runs session.run off the event loop, so health checks and the batch queue
-        # keep moving; onnxruntime parallelises inside the call with its own intra-op threads.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
+        # session.run runs off the event loop, so health checks and the batch queue keep moving:
+        # one thread per batch that may run at once (concurrent_batches), made in reconfigure().
+        self._executor: ThreadPoolExecutor | None = None
+        self._infer: Callable[[_Pending], Awaitable[ClassifyResult]] | None = None
         self._ready = False
         self._metrics = ClassifierMetrics()
         self._waiting: set[int] = set()  # ids of requests queued for a batch not yet started
@@ -76,29 +79,60 @@ class Classifier:
                 self._session.get_providers()[0],
                 time.perf_counter() - started,
             )
-        self._infer.set_max_batch_size(config.max_batch_size)
-        self._infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
+        if self._config is None or config.concurrent_batches != self._config.concurrent_batches:
+            self._start_batching(config)
+        else:
+            self._infer.set_max_batch_size(config.max_batch_size)  # type: ignore[union-attr]
+            self._infer.set_batch_wait_timeout_s(config.batch_wait_timeout_s)  # type: ignore[union-attr]
         self._config = config
         self._warm_up(config.shapes_to_warm())
         self._ready = True
         self._metrics.ready(True)
 
+    def _start_batching(self, config: ClassifierConfig) -> None:
+        """A batch queue and its threads for ``config.concurrent_batches`` batches at once.
+
+        Serve fixes a batch queue's concurrency when it is made, so a change makes a new one;
+        batches already queued on the old one still finish on its threads.
+        """
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.concurrent_batches, thread_name_prefix="onnxruntime"
+        )
+        self._infer = serve.batch(
+            max_batch_size=config.max_batch_size,
+            batch_wait_timeout_s=config.batch_wait_timeout_s,
+            max_concurrent_batches=config.concurrent_batches,
+        )(self._run_batch)
+
     def _warm_up(self, batch_sizes: tuple[int, ...]) -> None:
-        """Run every batch shape once before reporting ready.
+        """Run every batch shape once on every serving thread before reporting ready.
 
         On the CUDA EP the first run of a new batch shape took ~8 s (fp16 ConvNeXt-B on an H100,
         cuDNN 9), and a shape warmed in one thread was not always warm in another: so warm up
-        in the executor thread that serves, and on GPUs keep the shapes few (batch_buckets).
+        in each executor thread that serves, and on GPUs keep the shapes few (batch_buckets).
         """
         assert self._session is not None and self._metadata is not None
+        assert self._executor is not None and self._config is not None
         size = self._metadata.input_size
+        shapes = sorted(set(batch_sizes))
+        threads = self._config.concurrent_batches
+        # Each task waits until every thread holds one, so each thread warms every shape.
+        everyone = threading.Barrier(threads)
+
+        def warm_this_thread() -> None:
+            everyone.wait()
+            for n in shapes:
+                self._run(np.zeros((n, size, size, 3), dtype=np.uint8))
+
         started = time.perf_counter()
-        for n in sorted(set(batch_sizes)):
-            batch = np.zeros((n, size, size, 3), dtype=np.uint8)
-            self._executor.submit(self._run, batch).result()
+        for task in [self._executor.submit(warm_this_thread) for _ in range(threads)]:
+            task.result()
         logger.info(
-            "warmed up batch sizes %s in %.1fs",
-            sorted(set(batch_sizes)),
+            "warmed up batch sizes %s on %d thread(s) in %.1fs",
+            shapes,
+            threads,
             time.perf_counter() - started,
         )
 
@@ -117,7 +151,7 @@ class Classifier:
 
     async def classify(self, image: np.ndarray) -> ClassifyResult:
         """Logits for one uint8 [H, W, 3] image, computed in a batch with its neighbours."""
-        if not self._ready:
+        if not self._ready or self._infer is None:
             raise ModelNotReady("model is loading or warming up")
         pending = _Pending(image, time.perf_counter())
         self._waiting.add(id(pending))
@@ -129,8 +163,8 @@ class Classifier:
             self._waiting.discard(id(pending))
             self._metrics.waiting(len(self._waiting))
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _infer(self, items: list[_Pending]) -> list[ClassifyResult]:
+    async def _run_batch(self, items: list[_Pending]) -> list[ClassifyResult]:
+        """One batch, formed by the batch queue of ``_start_batching``."""
         started = time.perf_counter()
         self._waiting.difference_update(id(item) for item in items)
         self._metrics.waiting(len(self._waiting))

@@ -28,6 +28,9 @@ class ClassifierConfig(BaseModel):
     intra_op_threads: int = Field(0, ge=0, description="0 = every core of the node")
     max_batch_size: int = Field(8, ge=1, le=256)
     batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0)
+    concurrent_batches: int = Field(
+        1, ge=1, le=16, description="batches run at once, each on its own thread of the session"
+    )
     warmup_batch_sizes: tuple[int, ...] = ()
     batch_buckets: tuple[int, ...] = Field(
         (),

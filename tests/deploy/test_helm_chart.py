@@ -60,6 +60,7 @@ SETTING_OF_VALUE = {
     "classifier.intraOpThreads": "intra_op_threads",
     "classifier.maxBatchSize": "max_batch_size",
     "classifier.batchWaitTimeoutS": "batch_wait_timeout_s",
+    "classifier.concurrentBatches": "concurrent_batches",
     "classifier.warmupBatchSizes": "warmup_batch_sizes",
     "classifier.batchBuckets": "batch_buckets",
     "ingress.replicas": "ingress_replicas",
@@ -89,6 +90,7 @@ NOT_EXPOSED = {
     "ray_address": "`recognize serve` only: in the cluster KubeRay starts Ray",
     "ray_num_cpus": "`recognize serve` only: the cluster's CPUs come from rayStartParams",
     "metrics_port": "a node setting: rayStartParams metrics-export-port",
+    "direct_http": "`recognize serve` only: in the cluster each node's Serve proxy listens",
 }
 # Serve autoscaling is the chart's own: the settings have no field for it.
 AUTOSCALING_KEYS = {
@@ -114,6 +116,7 @@ EVERY_SETTING = {
         "intraOpThreads": 4,
         "maxBatchSize": 32,
         "batchWaitTimeoutS": 0.02,
+        "concurrentBatches": 3,
         "warmupBatchSizes": [1, 8, 32],
         "batchBuckets": [1, 4, 16, 32],
     },

@@ -20,6 +20,9 @@ from service.settings import DEMO_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 240
+# The layout the Helm chart deploys: Ray's HTTP proxy, then separate Ingress and Classifier
+# deployments. `recognize serve` on a CPU defaults to one deployment listening itself.
+CLUSTER_LAYOUT = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
 
 
 def free_port() -> int:

@@ -25,7 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import METRICS, STAGES
 from tests import imagefactory as f
-from tests.integration.conftest import RunningService, free_port
+from tests.integration.conftest import (
+    CLUSTER_LAYOUT,
+    RunningService,
+    free_port,
+    start_service,
+    stop_service,
+)
 from tests.integration.test_api import EU_C_ESTATE, NA_GLE, NOT_MERCEDES, UNKNOWN_CODE, post
 from tests.promtools import (
     DCGM_METRICS,
@@ -73,6 +79,21 @@ def settle(service: RunningService) -> str:
             return text
         time.sleep(1)
     pytest.fail("the service's counters did not settle within 120 s")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The cluster's layout (what Prometheus scrapes in production): proxy, Ingress, Classifier."""
+    running = start_service(
+        {
+            **CLUSTER_LAYOUT,
+            "RECOGNIZE_MAX_BATCH_SIZE": "8",
+            "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05",
+        },
+        tmp_path_factory.mktemp("metrics") / "serve.log",
+    )
+    yield running
+    stop_service(running.process)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import pytest
 
 from tests import imagefactory as f
 from tests.integration.conftest import (
+    CLUSTER_LAYOUT,
     REPO,
     RunningService,
     descendants,
@@ -42,8 +43,10 @@ ADMITTED = 4
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     log = tmp_path_factory.mktemp("resilience") / "serve.log"
+    # The cluster's layout: Serve replaces a killed Classifier replica behind a live ingress.
     running = start_service(
         {
+            **CLUSTER_LAYOUT,
             "RECOGNIZE_MAX_PENDING_REQUESTS": str(ADMITTED),
             "RECOGNIZE_REQUEST_TIMEOUT_S": str(DEADLINE_S),
             "RECOGNIZE_MAX_BATCH_SIZE": "4",
@@ -177,6 +180,53 @@ def test_killing_the_classifier_replica_costs_clean_503s_and_recovers(
         f"\nclassifier killed: recovered (new replica serving) after "
         f"{recovered_at - killed_at:.1f} s; outcomes {counts}"
     )
+
+
+def test_local_layout_replica_killed_comes_back_on_the_same_port(tmp_path: Path) -> None:
+    """`recognize serve` on a CPU: one replica listens on the port itself. Killed, it leaves no
+    listener (connections are refused, nothing hangs) until Serve's replacement takes the same
+    port again (Serve would hold a dead replica's port back for 150 s without our setting)."""
+    running = start_service({}, tmp_path / "serve.log")
+    try:
+        (victim,) = [
+            pid
+            for pid, cmd in descendants(running.process.pid).items()
+            if "ServeReplica:recognize:Ingress" in cmd
+        ]
+        image = f.jpeg(300, 400)
+        outcomes: list[str] = []
+        with running.client(timeout=DEADLINE_S + 30) as client:
+            assert client.get("/readyz").status_code == 200
+            killed_at = time.perf_counter()
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            recovered_after = None
+            while time.monotonic() < deadline and recovered_after is None:
+                started = time.perf_counter()
+                try:
+                    r = client.post(
+                        "/recognize",
+                        files={"image": ("a.jpg", image, "image/jpeg")},
+                        data={"vin": VIN},
+                    )
+                    outcomes.append(str(r.status_code))
+                    if r.status_code == 200:
+                        recovered_after = time.perf_counter() - killed_at
+                except httpx.TransportError as exc:
+                    outcomes.append(type(exc).__name__)
+                    time.sleep(0.2)
+                assert time.perf_counter() - started < DEADLINE_S + 5, "a request hung"
+        assert recovered_after is not None, f"not serving again within 120 s: {outcomes[-5:]}"
+        assert set(outcomes) <= {"200", "503", "ConnectError", "RemoteProtocolError", "ReadError"}
+        new = [
+            pid
+            for pid, cmd in descendants(running.process.pid).items()
+            if "ServeReplica:recognize:Ingress" in cmd
+        ]
+        assert new and victim not in new
+        print(f"\nlocal replica killed: serving again after {recovered_after:.1f} s")
+    finally:
+        stop_service(running.process)
 
 
 def test_corrupt_model_fails_start_up_with_a_clear_error(tmp_path: Path) -> None:

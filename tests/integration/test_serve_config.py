@@ -127,15 +127,34 @@ def test_serve_run_with_the_config_file_flips_ready(tmp_path: Path) -> None:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_single_deployment_mode_serves_and_batches(tmp_path: Path) -> None:
-    """classifier_in_ingress: one deployment decodes and classifies; same answers, batches form."""
+def listening_pid(port: int) -> int | None:
+    """The process with a listening TCP socket on 127.0.0.1:port (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def test_default_local_layout_is_one_deployment_listening_itself(tmp_path: Path) -> None:
+    """`recognize serve` on a CPU: one deployment decodes and classifies, and its replica owns
+    the service's port (no Ray proxy in between); same answers alone and batched."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.integration.conftest import descendants, start_service, stop_service
 
     running = start_service(
         {
-            "RECOGNIZE_CLASSIFIER_IN_INGRESS": "true",
             "RECOGNIZE_MAX_BATCH_SIZE": "8",
             "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.05",
         },
@@ -167,5 +186,8 @@ def test_single_deployment_mode_serves_and_batches(tmp_path: Path) -> None:
         replicas = " ".join(descendants(running.process.pid).values())
         assert "ServeReplica:recognize:Ingress" in replicas
         assert "ServeReplica:recognize:Classifier" not in replicas  # one deployment only
+        owner = listening_pid(int(running.base_url.rsplit(":", 1)[1]))
+        assert owner is not None
+        assert "ServeReplica:recognize:Ingress" in descendants(running.process.pid)[owner]
     finally:
         stop_service(running.process)

@@ -77,7 +77,6 @@ def test_cuda_requested_but_unavailable_fails_loudly(tiny_model: Path) -> None:
 
 
 def test_not_ready_until_configured_then_runs_any_batch_size(tiny_model: Path) -> None:
-    # Batching itself needs a Serve replica context: tests/integration proves it over HTTP.
     classifier = Classifier.func_or_class()
     with pytest.raises(ModelNotReady):
         classifier.ready()
@@ -116,3 +115,78 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\x08\x07" + b"not a protobuf at all" * 100)
     with pytest.raises(ModelContractError, match=r"could not load .*corrupt\.onnx"):
         build_session(config(corrupt))
+
+
+def _spy_on_runs(classifier: Classifier) -> tuple[list[tuple[int, int]], list[int]]:
+    """Record (thread, batch size) of every session run, and the most runs at once."""
+    import threading
+    import time
+
+    runs: list[tuple[int, int]] = []
+    peak = [0]
+    active = [0]
+    lock = threading.Lock()
+    real_run = classifier._run
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            runs.append((threading.get_ident(), len(batch)))
+        try:
+            time.sleep(0.05)  # long enough for a second batch to start if it may
+            return real_run(batch)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    classifier._run = run  # type: ignore[method-assign]
+    return runs, peak
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_warm_up_runs_every_shape_on_every_serving_thread(
+    tiny_model: Path, concurrent: int
+) -> None:
+    classifier = Classifier.func_or_class()
+    runs, _ = _spy_on_runs(classifier)
+    cfg = config(tiny_model, max_batch_size=3, concurrent_batches=concurrent)
+    classifier.reconfigure(cfg.model_dump())
+    threads = {thread for thread, _ in runs}
+    assert len(threads) == concurrent
+    for thread in threads:
+        assert sorted(size for t, size in runs if t == thread) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_batches_run_concurrently_up_to_the_setting(
+    tiny_model: Path, concurrent: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    # Serve's batch queue reads the replica's max_ongoing_requests only to log a warning; out of
+    # a replica there is none to read, so give it one. The batching itself is Serve's own.
+    replica = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=16))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: replica)
+    classifier = Classifier.func_or_class()
+    classifier.reconfigure(
+        config(
+            tiny_model, max_batch_size=2, batch_wait_timeout_s=0.0, concurrent_batches=concurrent
+        ).model_dump()
+    )
+    _, peak = _spy_on_runs(classifier)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(8, SIZE, SIZE, 3), dtype=np.uint8)
+
+    async def classify_all() -> list:  # type: ignore[type-arg]
+        return await asyncio.gather(*(classifier.classify(image) for image in images))
+
+    results = asyncio.run(classify_all())
+    assert peak[0] == concurrent
+    alone = classifier._session.run(None, {"image": images})[0]  # type: ignore[union-attr]
+    for result, expected in zip(results, alone, strict=True):
+        np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
+        assert 1 <= result.batch_size <= 2

@@ -84,6 +84,7 @@ service's own default applies. The bind host is always 0.0.0.0 in the cluster.
   (list $v.classifier "intraOpThreads" "intra_op_threads")
   (list $v.classifier "maxBatchSize" "max_batch_size")
   (list $v.classifier "batchWaitTimeoutS" "batch_wait_timeout_s")
+  (list $v.classifier "concurrentBatches" "concurrent_batches")
   (list $v.classifier "warmupBatchSizes" "warmup_batch_sizes")
   (list $v.classifier "batchBuckets" "batch_buckets")
   (list $v.ingress "replicas" "ingress_replicas")
@@ -136,6 +137,7 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
   "intra_op_threads" (list (list $userConfig "intra_op_threads"))
   "max_batch_size" (list (list $userConfig "max_batch_size"))
   "batch_wait_timeout_s" (list (list $userConfig "batch_wait_timeout_s"))
+  "concurrent_batches" (list (list $userConfig "concurrent_batches"))
   "warmup_batch_sizes" (list (list $userConfig "warmup_batch_sizes"))
   "batch_buckets" (list (list $userConfig "batch_buckets"))
   "classifier_replicas" (list (list $classifier "num_replicas"))
@@ -193,7 +195,7 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
 {{- if hasKey $settings "max_pending_requests" }}
 {{- $pending = get $settings "max_pending_requests" }}
 {{- end }}
-{{- $classifierOngoing := max (mul 2 $userConfig.max_batch_size) $pending }}
+{{- $classifierOngoing := max (mul (add1 $userConfig.concurrent_batches) $userConfig.max_batch_size) $pending }}
 {{- $_ := set $classifier "max_ongoing_requests" $classifierOngoing }}
 {{- $_ := set $classifier "max_queued_requests" (mul 4 $classifierOngoing) }}
 {{- $_ := set $ingress "max_ongoing_requests" (add $pending 16) }}
