@@ -203,7 +203,7 @@ class OverloadedError(ServiceUnavailableError):
 
 
 class ServerTimeoutError(RecognizeAPIError):
-    """504 ``timeout`` (or a proxy's 408): the service's per-request deadline passed."""
+    """504 ``timeout``, or 408 ``request_timeout`` (the upload did not arrive in time)."""
 
 
 class RecognizeConnectionError(RecognizeClientError):
@@ -234,6 +234,7 @@ ERROR_CLASSES: dict[str, type[RecognizeAPIError]] = {
     "not_ready": NotReadyError,
     "overloaded": OverloadedError,
     "timeout": ServerTimeoutError,
+    "request_timeout": ServerTimeoutError,
 }
 """The service's error codes and the exception each one raises (others: ``RecognizeAPIError``)."""
 

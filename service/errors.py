@@ -12,6 +12,7 @@
     ├── ModelNotReady       503  not_ready               model not loaded / warmed up yet
     ├── Overloaded          503  overloaded              queues full; retry after Retry-After
     ├── Timeout             504  timeout                 the request's deadline passed
+    ├── BodyTimeout         408  request_timeout         the upload did not arrive in time
     └── ModelContractError  (start-up only)              the ONNX file breaks the metadata contract
 
 Every client-facing error renders as ``{"error": {"code", "message", "field"}}``; the message
@@ -93,6 +94,11 @@ class Overloaded(RecognizeError):
 class Timeout(RecognizeError):
     status_code = 504
     code = "timeout"
+
+
+class BodyTimeout(RecognizeError):
+    status_code = 408
+    code = "request_timeout"
 
 
 class ModelNotReady(RecognizeError):

@@ -28,6 +28,7 @@ from service import __version__
 from service.auth import KeyRing, presented_key
 from service.classifier import Classifier, ClassifyResult
 from service.errors import (
+    BodyTimeout,
     InvalidRequest,
     InvalidVIN,
     ModelNotReady,
@@ -65,7 +66,7 @@ MultiPartParser.spool_max_size = 64 * 1024 * 1024
 _MULTIPART_OVERHEAD = 64 * 1024  # boundaries, headers and the small text fields
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 413, 415, 422, 503, 504)
+    status: {"model": ErrorResponse} for status in (401, 408, 413, 415, 422, 503, 504)
 }
 
 # Declared for the OpenAPI document only (either header works); the middleware enforces keys.
@@ -105,6 +106,7 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 def _configure_app(
     *,
     max_body_bytes: int,
+    body_timeout_s: float,
     metrics: IngressMetrics,
     keys: KeyRing | None,
     open_paths: frozenset[str],
@@ -117,6 +119,7 @@ def _configure_app(
     middleware reads. A module-level function is pickled by reference and sees the module's.
     """
     api.state.max_body_bytes = max_body_bytes
+    api.state.body_timeout_s = body_timeout_s
     api.state.metrics = metrics
     api.state.keys = keys  # None: authentication switched off (local demo only)
     api.state.admission = admission
@@ -168,10 +171,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         # Starlette's form parser: a malformed multipart body, or a part over its size limit.
         detail = str(exc.detail)
         cause = exc.__cause__
-        too_large = _body_too_large(cause)
+        refused = _body_refusal(cause)
         error: RecognizeError
-        if too_large is not None:  # FastAPI wraps body errors in a 400
-            error = PayloadTooLarge(str(too_large))
+        if refused is not None:  # FastAPI wraps body errors in a 400
+            error = refused.error
         elif "maximum size" in detail:
             error = PayloadTooLarge(f"a form field is too large: {detail}", field=None)
         else:
@@ -225,9 +228,9 @@ async def _request_context(request: Request, call_next: Any) -> Response:
                 admission.in_flight += 1  # type: ignore[union-attr]
             try:
                 response = await call_next(request)
-            except _BodyTooLarge as exc:
-                request.state.error_code = PayloadTooLarge.code
-                response = _respond(PayloadTooLarge(str(exc)))
+            except _BodyRefused as exc:
+                request.state.error_code = exc.error.code
+                response = _respond(exc.error)
             except Exception:
                 logger.exception("unhandled error in request %s", request.state.request_id)
                 request.state.error_code = "internal_error"
@@ -266,24 +269,30 @@ async def _request_context(request: Request, call_next: Any) -> Response:
     return response
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    """Raised from inside the body stream; the client gets ``error``."""
+
+    def __init__(self, error: RecognizeError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def _body_too_large(exc: BaseException | None) -> _BodyTooLarge | None:
-    """The body-limit error inside `exc`, also when anyio wrapped it in an exception group."""
-    if isinstance(exc, _BodyTooLarge):
+def _body_refusal(exc: BaseException | None) -> _BodyRefused | None:
+    """The body refusal inside `exc`, also when anyio wrapped it in an exception group."""
+    if isinstance(exc, _BodyRefused):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            if (found := _body_too_large(inner)) is not None:
+            if (found := _body_refusal(inner)) is not None:
                 return found
     return None
 
 
 class _BodyLimit:
     """Counts the body as it is received and stops past the limit, whatever Content-Length
-    said (a chunked upload has none): the form parser never reads, or spills to disk, more."""
+    said (a chunked upload has none): the form parser never reads, or spills to disk, more.
+    And the whole body must arrive within the request deadline: a client that promises bytes
+    and never sends them (slow loris) gets 408 instead of holding a slot for ever."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -293,15 +302,29 @@ class _BodyLimit:
         if scope["type"] != "http" or limit is None:
             await self.app(scope, receive, send)
             return
+        timeout_s: float = getattr(api.state, "body_timeout_s", 30.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         received = 0
+        body_done = False
 
         async def limited_receive() -> Any:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect can come: no deadline for it
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise _BodyRefused(
+                    BodyTimeout(f"the request body did not arrive within {timeout_s:g} s")
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
-                    raise _BodyTooLarge(f"request body exceeds the upload limit of {limit} bytes")
+                    raise _BodyRefused(
+                        PayloadTooLarge(f"request body exceeds the upload limit of {limit} bytes")
+                    )
             return message
 
         await self.app(scope, limited_receive, send)
@@ -346,6 +369,7 @@ class Ingress:
             open_paths |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
         _configure_app(
             max_body_bytes=self._settings.max_upload_bytes + _MULTIPART_OVERHEAD,
+            body_timeout_s=self._settings.request_timeout_s,
             metrics=self._metrics,
             keys=None if self._settings.auth_disabled else KeyRing(self._settings.api_keys),
             open_paths=frozenset(open_paths),

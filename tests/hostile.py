@@ -1573,9 +1573,10 @@ def corpus() -> list[Case]:
 
 
 _PROXY_HEADER_GAP = (
-    "Ray Serve's HTTP proxy decodes these header bytes as UTF-8 and answers a plain-text 500 "
-    "(ray/serve/_private/proxy.py) before the ingress sees the request; in production the "
-    "ingress controller in front must reject such headers"
+    "Ray Serve decodes these header bytes as UTF-8 and answers a plain-text 500 before the "
+    "ingress sees the request: its HTTP proxy (ray/serve/_private/proxy.py, cluster layout) and "
+    "its direct-ingress wrapper in the replica (replica.py, local layout) alike; in production "
+    "the ingress controller in front must reject such headers"
 )
 _JPEG_SCAN_GAP = (
     "Pillow's libjpeg recovers corrupt scan data with a warning it never raises, so the photo "
@@ -1583,9 +1584,9 @@ _JPEG_SCAN_GAP = (
     "mode, e.g. simplejpeg), not in the serving dependencies yet"
 )
 PROXY_BODY_GAP = (
-    "Ray Serve's HTTP proxy reads a chunked body to its end before the ingress sees a byte, "
-    "so the ingress can only refuse it afterwards; in production the ingress controller's body "
-    "limit (e.g. nginx client_max_body_size) must cut it off"
+    "In the cluster layout Ray Serve's HTTP proxy reads a chunked body to its end before the "
+    "ingress sees a byte, so the ingress can only refuse it afterwards; there the ingress "
+    "controller's body limit (e.g. nginx client_max_body_size) must cut it off"
 )
 # Cases whose right outcome the service cannot give from its own code today (see each reason).
 KNOWN_GAPS: dict[str, str] = {
