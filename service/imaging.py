@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
@@ -121,12 +122,11 @@ def decode_image(
             width, height = img.size
             _check_dimensions(width, height, limits)
             if fmt == "JPEG":
-                # Decode at 1/2, 1/4 or 1/8 scale while staying >= the model's input size:
-                # a 12 MP phone photo then costs a fraction of a full decode.
-                img.draft("RGB", (target_size, target_size))
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)  # animated WebP: the first frame is the photo
-            img.load()
+                img = _decode_jpeg_strictly(data, img, target_size)
+            else:
+                if getattr(img, "n_frames", 1) > 1:
+                    img.seek(0)  # animated WebP: the first frame is the photo
+                img.load()
             img = _upright(img)
             rgb = to_rgb(img)
     except (ImageTooLarge, ImageTooSmall, InvalidImage):
@@ -137,6 +137,31 @@ def decode_image(
         # Truncated files, corrupt chunks and broken headers all surface as one of these.
         raise InvalidImage(f"{fmt} image is corrupt or truncated: {exc}") from exc
     return rgb, fmt, (width, height)
+
+
+def _decode_jpeg_strictly(data: bytes, img: Image.Image, target_size: int) -> Image.Image:
+    """Decode with libjpeg-turbo in strict mode: corrupt scan data is an error, not grey blocks.
+
+    Pillow's libjpeg recovers from broken entropy-coded data with a warning it never raises,
+    and the half-grey photo would be judged as if it were the car. Both decoders scale down by
+    1/2, 1/4 or 1/8 in the DCT while staying >= the model's input size (a 12 MP phone photo
+    then costs a fraction of a full decode).
+    """
+    try:
+        if img.mode in ("RGB", "L"):
+            pixels = simplejpeg.decode_jpeg(
+                data, colorspace="RGB", strict=True, min_height=target_size, min_width=target_size
+            )
+            decoded = Image.fromarray(pixels, "RGB")
+            decoded.info = dict(img.info)  # EXIF (orientation) travels with the pixels
+            return decoded
+        # CMYK and YCCK: Pillow knows Adobe's inverted CMYK; check the scan strictly first.
+        simplejpeg.decode_jpeg(data, colorspace="CMYK", strict=True, min_factor=8)
+    except ValueError as exc:
+        raise InvalidImage(f"JPEG image is corrupt or truncated: {exc}") from exc
+    img.draft("RGB", (target_size, target_size))
+    img.load()
+    return img
 
 
 def _check_dimensions(width: int, height: int, limits: Limits) -> None:

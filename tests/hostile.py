@@ -1578,11 +1578,6 @@ _PROXY_HEADER_GAP = (
     "its direct-ingress wrapper in the replica (replica.py, local layout) alike; in production "
     "the ingress controller in front must reject such headers"
 )
-_JPEG_SCAN_GAP = (
-    "Pillow's libjpeg recovers corrupt scan data with a warning it never raises, so the photo "
-    "is classified with grey blocks; refusing it needs a strict decoder (libjpeg-turbo's strict "
-    "mode, e.g. simplejpeg), not in the serving dependencies yet"
-)
 PROXY_BODY_GAP = (
     "In the cluster layout Ray Serve's HTTP proxy reads a chunked body to its end before the "
     "ingress sees a byte, so the ingress can only refuse it afterwards; there the ingress "
@@ -1590,9 +1585,6 @@ PROXY_BODY_GAP = (
 )
 # Cases whose right outcome the service cannot give from its own code today (see each reason).
 KNOWN_GAPS: dict[str, str] = {
-    "JPEG with corrupt Huffman data mid-scan": _JPEG_SCAN_GAP,
-    "JPEG with an EOI marker mid-scan": _JPEG_SCAN_GAP,
-    "JPEG with a stray RST marker mid-scan": _JPEG_SCAN_GAP,
     "X-Request-ID with non-UTF-8 bytes": _PROXY_HEADER_GAP,
     "serve_multiplexed_model_id with non-UTF-8 bytes": _PROXY_HEADER_GAP,
 }

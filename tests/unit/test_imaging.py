@@ -10,6 +10,7 @@ from PIL import Image
 
 from service.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
 from service.imaging import Limits, decode_image, prepare_image, sniff_format, to_rgb
+from tests import hostile
 from tests import imagefactory as f
 
 LIMITS = Limits(max_pixels=50_000_000, min_side=32)
@@ -177,3 +178,32 @@ def test_png_with_a_corrupted_chunk_is_invalid() -> None:
 def test_other_image_formats_are_named_in_a_415(data: bytes, name: str) -> None:
     with pytest.raises(UnsupportedMedia, match=name):
         prepared(data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(hostile.corrupt_huffman, id="corrupt Huffman data"),
+        pytest.param(hostile.marker_mid_scan(b"\xff\xd9"), id="EOI mid-scan"),
+        pytest.param(hostile.marker_mid_scan(b"\xff\xd3"), id="stray RST mid-scan"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_corrupt_jpeg_scan_data_is_refused_not_decoded_to_grey(damage, mode: str) -> None:  # type: ignore[no-untyped-def]
+    # A lenient decoder (Pillow's libjpeg) recovers these with grey blocks and a warning. Strict
+    # decoding refuses what libjpeg notices (a scan that ends early or late, a marker inside);
+    # random bytes that happen to decode as a whole scan are beyond any decoder.
+    data = bytearray(f.encode(f.photo_like(320, 240).convert(mode), "JPEG", quality=90))
+    damage(data)
+    with pytest.raises(InvalidImage, match="JPEG image is corrupt"):
+        prepared(bytes(data))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_every_jpeg_mode_decodes_to_the_same_rgb_as_pillow(mode: str) -> None:
+    image = f.photo_like(320, 240).convert(mode)
+    data = f.encode(image, "JPEG", quality=95)
+    ours = prepared(data).astype(int)
+    reference = Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BICUBIC)
+    # Same libjpeg-turbo underneath; DCT scaling and upsampling may differ by a few levels.
+    assert np.abs(ours - np.asarray(reference, dtype=int)).mean() < 3.0
