@@ -189,20 +189,37 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return response
 
 
+MAX_REQUEST_ID_CHARS = 128
+
+
+def _usable_request_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_REQUEST_ID_CHARS and value.isprintable()
+
+
 @api.middleware("http")
 async def _request_context(request: Request, call_next: Any) -> Response:
     # Serve's proxy keeps a client's X-Request-ID (or makes one), passes it on and echoes it in
     # the response; outside Serve this middleware does the same.
     supplied = request.headers.get("x-request-id")
-    request.state.request_id = supplied or uuid.uuid4().hex
+    bad_request_id = supplied is not None and not _usable_request_id(supplied)
+    request.state.request_id = uuid.uuid4().hex if bad_request_id or not supplied else supplied
     request.state.started = time.perf_counter()
     request.state.tenant = None
     max_body = getattr(api.state, "max_body_bytes", None)
     declared = request.headers.get("content-length", "")
     refusal = _authenticate(request)
-    if refusal is not None:
+    if bad_request_id:
+        # It goes into every log line and the answer: no kilobytes, no control characters.
+        error = InvalidRequest(
+            f"header X-Request-ID must be 1-{MAX_REQUEST_ID_CHARS} printable characters "
+            f"(got {len(supplied or '')})",
+            field="X-Request-ID",
+        )
+        request.state.error_code = error.code
+        response: Response = _respond(error)
+    elif refusal is not None:
         request.state.error_code = refusal.code
-        response: Response = _respond(refusal)
+        response = _respond(refusal)
         response.headers["WWW-Authenticate"] = 'Bearer realm="recognize"'
     elif max_body is not None and declared.isdigit() and int(declared) > max_body:
         # Refuse before reading a byte of an oversized upload.

@@ -1490,7 +1490,26 @@ def transport() -> Iterator[Case]:
 
     g = "headers"
     yield Case(
-        "X-Request-ID of 1 kB", OK, g, image=small_jpeg, headers=(("X-Request-ID", "r" * 1024),)
+        "X-Request-ID of 128 characters",
+        OK,
+        g,
+        image=small_jpeg,
+        headers=(("X-Request-ID", "r" * 128),),
+    )
+    yield Case(
+        "X-Request-ID of 1 kB",
+        invalid_request("X-Request-ID"),
+        g,
+        image=small_jpeg,
+        headers=(("X-Request-ID", "r" * 1024),),
+        why="the id goes into every log line: kilobytes of it amplify logs",
+    )
+    yield Case(
+        "X-Request-ID with a tab",
+        invalid_request("X-Request-ID"),
+        g,
+        image=small_jpeg,
+        headers=(("X-Request-ID", "audit\t42"),),
     )
     yield Case(
         "X-Request-ID with non-UTF-8 bytes",
