@@ -134,6 +134,10 @@ def _ray_environment() -> None:
     # Direct ingress keeps a stopping replica draining for 30 s so that load balancers of a
     # multi-node cluster notice; a local node has none, and SIGTERM then took 33 s instead of 8.
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+    # Serve's controller loop runs every 0.1 s by default; at 0.5 s the idle machine's CPU went
+    # from 3.4-3.6 % to 2.2 % on 2 cores (time to ready unchanged, 8-9 s); a dead replica is then
+    # noticed up to 0.4 s later.
+    os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5")
 
 
 def _direct_http(settings: Settings) -> bool:
