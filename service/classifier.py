@@ -93,7 +93,7 @@ class Classifier:
         """A batch queue and its threads for ``config.concurrent_batches`` batches at once.
 
         Serve fixes a batch queue's concurrency when it is made, so a change makes a new one;
-        batches already queued on the old one still finish on its threads.
+        batches already formed on the old queue still run, on the new threads.
         """
         if self._executor is not None:
             self._executor.shutdown(wait=False)
