@@ -23,24 +23,15 @@ import uvicorn
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from loadtest._model import open_session, verdict
+from loadtest._model import PeerModel
 from service.errors import RecognizeError
-from service.imaging import Limits, prepare_image
-from service.modelfile import class_infos
-from service.session import run_batch
 from service.settings import Settings
-from service.verdict import Thresholds
 from service.vin import decode_vin
 
 
 def build_app(model_path: str, intra_op_threads: int = 0) -> FastAPI:
-    settings = Settings()
-    session, metadata = open_session(model_path, intra_op_threads)
-    classes = class_infos(metadata)
-    limits = Limits(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
-    thresholds = Thresholds(match=settings.match_threshold, mismatch=settings.mismatch_threshold)
-    size = metadata.input_size
-    run_batch(session, np.zeros((1, size, size, 3), dtype=np.uint8))  # first run allocates
+    model = PeerModel.open(model_path, intra_op_threads)
+    model.warm_up([1])
     one_at_a_time = threading.Lock()
     app = FastAPI(title="naive Recognize peer")
 
@@ -58,13 +49,11 @@ def build_app(model_path: str, intra_op_threads: int = 0) -> FastAPI:
     ) -> dict[str, Any]:
         data = image.file.read()
         decoded_vin = decode_vin(vin)
-        prepared = prepare_image(
-            data, size=size, interpolation=metadata.interpolation, limits=limits
-        )
+        array = model.prepare(data)
         with one_at_a_time:
-            logits = run_batch(session, prepared.array[np.newaxis])
+            logits = model.run(array[np.newaxis])
         return {
-            **verdict(logits[0], classes, decoded_vin, thresholds),
+            **model.verdict(logits[0], decoded_vin),
             "expected_parent": decoded_vin.expected_parent,
             "batch_size": 1,
         }

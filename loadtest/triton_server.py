@@ -35,13 +35,9 @@ from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
-from loadtest._model import open_session, verdict
+from loadtest._model import PeerModel
 from service.errors import RecognizeError
-from service.imaging import Limits, prepare_image
-from service.modelfile import class_infos
-from service.session import run_batch
 from service.settings import Settings
-from service.verdict import Thresholds
 from service.vin import decode_vin
 
 MODEL_NAME = "recognize"
@@ -49,30 +45,19 @@ MODEL_NAME = "recognize"
 
 def make_infer(model_path: str, intra_op_threads: int, decode_threads: int) -> Any:
     settings = Settings()
-    session, metadata = open_session(model_path, intra_op_threads)
-    classes = class_infos(metadata)
-    limits = Limits(max_pixels=settings.max_image_pixels, min_side=settings.min_image_side)
-    thresholds = Thresholds(match=settings.match_threshold, mismatch=settings.mismatch_threshold)
-    size = metadata.input_size
+    model = PeerModel.open(model_path, intra_op_threads)
     decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
-
-    def prepare(data: bytes) -> np.ndarray:
-        return prepare_image(
-            data, size=size, interpolation=metadata.interpolation, limits=limits
-        ).array
 
     @batch
     def infer(image: np.ndarray, vin: np.ndarray) -> dict[str, np.ndarray]:
         # image, vin: object arrays [N, 1] of bytes, one row per request in this batch.
         count = len(image)
-        arrays = list(decoder.map(prepare, (bytes(row[0]) for row in image)))
-        logits = run_batch(session, np.stack(arrays))
+        arrays = list(decoder.map(model.prepare, (bytes(row[0]) for row in image)))
+        logits = model.run(np.stack(arrays))
         verdicts, parent_probabilities = [], []
         for i in range(count):
             try:
-                answer = verdict(
-                    logits[i], classes, decode_vin(bytes(vin[i][0]).decode()), thresholds
-                )
+                answer = model.verdict(logits[i], decode_vin(bytes(vin[i][0]).decode()))
                 verdicts.append(answer["verdict"])
                 parent_probabilities.append(answer["parent_probability"])
             except RecognizeError as exc:
@@ -85,8 +70,7 @@ def make_infer(model_path: str, intra_op_threads: int, decode_threads: int) -> A
         }
 
     # Allocate every batch shape's memory before ready, as the service's warm-up does.
-    for n in range(1, settings.max_batch_size + 1):
-        run_batch(session, np.zeros((n, size, size, 3), dtype=np.uint8))
+    model.warm_up(range(1, settings.max_batch_size + 1))
     return infer
 
 

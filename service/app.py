@@ -140,8 +140,9 @@ def _ray_environment() -> None:
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5")
 
 
-def _direct_http(settings: Settings) -> bool:
-    """Let the ingress replica itself listen on host:port, with no Ray proxy in between.
+def _set_up_direct_http(settings: Settings) -> bool:
+    """Let the ingress replica itself listen on host:port, with no Ray proxy in between: sets
+    Ray's environment for it and says whether it applies.
 
     Ray Serve's direct ingress runs an HTTP server in each ingress replica; the proxy in front
     of it cost ~15% of the throughput on 2 CPU cores (loadtest/RESULTS.md). One port fits one
@@ -220,7 +221,7 @@ def serve_forever() -> int:
         )
         return 2
     _ray_environment()
-    direct = _direct_http(settings)
+    direct = _set_up_direct_http(settings)
     import ray
     from ray import serve
     from ray._private import ray_constants

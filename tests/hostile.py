@@ -1597,11 +1597,6 @@ _PROXY_HEADER_GAP = (
     "its direct-ingress wrapper in the replica (replica.py, local layout) alike; in production "
     "the ingress controller in front must reject such headers"
 )
-PROXY_BODY_GAP = (
-    "In the cluster layout Ray Serve's HTTP proxy reads a chunked body to its end before the "
-    "ingress sees a byte, so the ingress can only refuse it afterwards; there the ingress "
-    "controller's body limit (e.g. nginx client_max_body_size) must cut it off"
-)
 # Cases whose right outcome the service cannot give from its own code today (see each reason).
 KNOWN_GAPS: dict[str, str] = {
     "X-Request-ID with non-UTF-8 bytes": _PROXY_HEADER_GAP,

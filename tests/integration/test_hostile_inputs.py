@@ -243,7 +243,7 @@ def test_an_oversized_chunked_upload_is_cut_off_near_the_limit(service: RunningS
     unbounded queue, so a client on loopback that sends faster than the ingress parses gets its
     413 later (45 to over 72 MiB measured), a gap outside our code.
     Behind Ray's HTTP proxy (the cluster layout) the proxy reads the whole chunked body first:
-    there the ingress controller's body limit must cut it off (hostile.PROXY_BODY_GAP).
+    there the ingress controller's body limit (e.g. nginx client_max_body_size) must cut it off.
     """
     url = httpx.URL(service.base_url)
     assert url.host == "127.0.0.1"
