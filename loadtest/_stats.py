@@ -70,21 +70,31 @@ class Memory:
         return {"processes": self.processes, "rss_mb": self.rss_mb, "pss_mb": self.pss_mb}
 
 
+def process_memory(pid: int) -> tuple[int, int] | None:
+    """(RSS, PSS) of one process in kB; None if it is gone or a kernel thread."""
+    try:
+        text = (PROC / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return None
+    rss_kb = pss_kb = 0
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key == "Rss":
+            rss_kb = int(rest.split()[0])
+        elif key == "Pss":
+            pss_kb = int(rest.split()[0])
+    return rss_kb, pss_kb
+
+
 def tree_memory(root: int) -> Memory:
     """Summed RSS and PSS of a process tree (PSS splits shared pages fairly between processes)."""
     rss_kb = pss_kb = count = 0
     for pid in process_tree(root):
-        try:
-            text = (PROC / str(pid) / "smaps_rollup").read_text()
-        except OSError:
-            continue  # gone, or a kernel thread
-        count += 1
-        for line in text.splitlines():
-            key, _, rest = line.partition(":")
-            if key == "Rss":
-                rss_kb += int(rest.split()[0])
-            elif key == "Pss":
-                pss_kb += int(rest.split()[0])
+        memory = process_memory(pid)
+        if memory is not None:
+            count += 1
+            rss_kb += memory[0]
+            pss_kb += memory[1]
     return Memory(count, round(rss_kb / 1024, 1), round(pss_kb / 1024, 1))
 
 

@@ -2,16 +2,20 @@
 
 Run by ``loadtest/gpu_bench.sh`` on a machine with an NVIDIA GPU and onnxruntime-gpu:
 
-1. exports ConvNeXt-B @300 (seeded weights) as fp16 and fp32 with ``models/export.py``
-   (fp16 parity against the fp32 torch model is checked by the exporter);
+1. exports ConvNeXt-B @300 (seeded weights) as fp16 with ``models/export.py``, which checks its
+   parity against the fp32 torch model (``--fp32`` adds an fp32 export and its raw figures);
 2. raw onnxruntime CUDA, through the service's own ``build_session``: images/s per batch size,
    uint8 input from host memory (what the classifier replica does);
-3. the service end-to-end over HTTP (``recognize serve`` on the GPU, JPEG uploads from several
-   load-generator processes on 127.0.0.1) at several concurrencies: throughput, p50/p99, mean
-   batch size, time spent decoding;
-4. the ratio service / raw at the batch size the service actually ran.
+3. the service end-to-end over HTTP (``recognize serve`` on the GPU: Ray's proxy, ingress
+   replicas that decode, the Classifier on the GPU; JPEG uploads from load-generator processes
+   on 127.0.0.1) at several concurrencies: throughput, p50/p99, mean batch size, decode time,
+   and how busy the machine's CPUs and the GPU were;
+4. the Classifier deployment alone through Serve handles (uint8 images from driver processes,
+   no HTTP and no decoding): what Serve's batching and the GPU replica reach on their own;
+5. each service figure over raw at the batch size the service actually ran.
 
-Every figure is written to ``--out`` (JSON + a text table) with the card's name beside it.
+Every figure is written to ``--out`` (JSON after each step, and a text table) with the card's
+name beside it.
 """
 
 from __future__ import annotations
@@ -31,55 +35,110 @@ from typing import Any
 import numpy as np
 
 from loadtest._servers import free_port, start_server
+from loadtest._stats import percentile, process_memory, process_tree, tree_cpu_seconds, tree_memory
 
 REPO = Path(__file__).resolve().parent.parent
 VIN = "WDD2052041F123456"  # C-Class estate (EU layout)
 
 
-def _nvidia_smi(query: str, fmt: str = "csv,noheader") -> str | None:
+def _nvidia_smi(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={query}", f"--format={fmt}"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        out = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
         return out.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         return None
 
 
 def gpu_name() -> str:
-    return _nvidia_smi("name,memory.total,driver_version") or "unknown"
+    return (
+        _nvidia_smi("--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
+        or "unknown"
+    )
 
 
 def gpu_memory_used_mib() -> int | None:
-    used = _nvidia_smi("memory.used", "csv,noheader,nounits")
+    used = _nvidia_smi("--query-gpu=memory.used", "--format=csv,noheader,nounits")
     try:
         return int(used.splitlines()[0]) if used else None
     except ValueError:
         return None
 
 
+def gpu_processes() -> list[dict[str, Any]]:
+    """GPU memory per process (the classifier replica is the one that holds the model)."""
+    text = _nvidia_smi(
+        "--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader,nounits"
+    )
+    rows = []
+    for line in (text or "").splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[2].isdigit():
+            rows.append({"pid": int(parts[0]), "name": parts[1], "used_mib": int(parts[2])})
+    return rows
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class Usage:
+    """How busy the machine's CPUs (cores in use) and the GPU (utilization %) were meanwhile."""
+
+    def __init__(self, service_pid: int | None = None) -> None:
+        self._service_pid = service_pid
+        self.result: dict[str, Any] = {}
+
+    def __enter__(self) -> Usage:
+        self._cpu = _machine_cpu()
+        self._service = tree_cpu_seconds(self._service_pid) if self._service_pid else 0.0
+        self._started = time.perf_counter()
+        try:
+            self._smi: subprocess.Popen[str] | None = subprocess.Popen(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-lms",
+                    "200",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError:
+            self._smi = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._started
+        busy0, total0 = self._cpu
+        busy1, total1 = _machine_cpu()
+        cores = os.cpu_count() or 1
+        self.result = {
+            "machine_cores_busy": round((busy1 - busy0) / max(1, total1 - total0) * cores, 1),
+            "cores": cores,
+        }
+        if self._service_pid:
+            used = tree_cpu_seconds(self._service_pid) - self._service
+            self.result["service_cores_busy"] = round(used / wall, 1)
+        if self._smi is not None:
+            self._smi.terminate()
+            out, _ = self._smi.communicate(timeout=10)
+            samples = [int(x) for x in out.split() if x.strip().isdigit()]
+            # The first sample or two predate the load.
+            samples = samples[2:] or samples
+            if samples:
+                self.result["gpu_util_pct"] = round(statistics.mean(samples), 1)
+
+
 def export(arch: str, size: int, fp16: bool, out_dir: Path) -> dict[str, Any]:
     out = out_dir / f"{arch}_{size}_{'fp16' if fp16 else 'fp32'}.onnx"
     report = out.with_suffix(".json")
-    cmd = [
-        sys.executable,
-        "-m",
-        "models.export",
-        "--arch",
-        arch,
-        "--input-size",
-        str(size),
-        "--demo",
-        "--seed",
-        "0",
-        "--out",
-        str(out),
-        "--report",
-        str(report),
-    ]
+    cmd = [sys.executable, "-m", "models.export", "--arch", arch, "--input-size", str(size),
+           "--demo", "--seed", "0", "--out", str(out), "--report", str(report)]  # fmt: skip
     if fp16:
         cmd.append("--fp16")
     started = time.perf_counter()
@@ -104,7 +163,10 @@ def raw_throughput(
     rows = []
     for b in batch_sizes:
         batch = rng.integers(0, 256, size=(b, size, size, 3), dtype=np.uint8)
-        for _ in range(5):
+        first = time.perf_counter()
+        session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        first_s = time.perf_counter() - first
+        for _ in range(4):
             session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         times = []
         deadline = time.perf_counter() + seconds
@@ -118,10 +180,11 @@ def raw_throughput(
                 "batch": b,
                 "ms_per_batch_p50": round(median * 1000, 2),
                 "images_per_s": round(b / median, 1),
+                "first_run_s": round(first_s, 2),
                 "runs": len(times),
             }
         )
-        print(f"raw b={b}: {b / median:.0f} img/s", flush=True)
+        print(f"raw b={b}: {b / median:.0f} img/s (first run {first_s:.1f} s)", flush=True)
     return rows
 
 
@@ -133,68 +196,243 @@ def photos(n: int) -> list[bytes]:
     return [jpeg(400 + (i * 37) % 140, 640 + (i * 53) % 140, seed=i) for i in range(n)]
 
 
-async def _load(
-    url: str, concurrency: int, seconds: float, images: list[bytes]
-) -> list[tuple[float, int, float, int]]:
+Sample = tuple[float, int, int, float, float]  # latency s, status, batch, decode ms, queue ms
+
+
+async def _http_load(
+    url: str, concurrency: int, start_at: float, seconds: float, images: list[bytes]
+) -> list[Sample]:
     import aiohttp
 
-    results: list[tuple[float, int, float, int]] = []
-    deadline = time.perf_counter() + seconds
+    results: list[Sample] = []
+    deadline = start_at + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def worker(k: int) -> None:
             i = k
-            while time.perf_counter() < deadline:
+            while time.time() < deadline:
                 form = aiohttp.FormData()
                 form.add_field(
                     "image", images[i % len(images)], filename="car.jpg", content_type="image/jpeg"
                 )
                 form.add_field("vin", VIN)
                 t = time.perf_counter()
-                async with session.post(url, data=form) as r:
-                    body = await r.json()
-                    status = r.status
+                try:
+                    async with session.post(url, data=form) as r:
+                        body = await r.json(content_type=None)
+                        status = r.status
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    body, status = {}, 0
                 lat = time.perf_counter() - t
-                batch = body.get("batch_size", 0) if status == 200 else 0
-                decode = body.get("latency_ms", {}).get("decode", 0.0) if status == 200 else 0.0
-                results.append((lat, status, decode, batch))
+                if status == 200:
+                    ms = body.get("latency_ms", {})
+                    results.append((lat, 200, body.get("batch_size", 0), ms.get("decode", 0.0),
+                                    ms.get("queue", 0.0)))  # fmt: skip
+                else:
+                    results.append((lat, status, 0, 0.0, 0.0))
                 i += concurrency
 
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
     return results
 
 
-def _load_process(args: tuple[str, int, float, list[bytes]]) -> list[tuple[float, int, float, int]]:
-    return asyncio.run(_load(*args))
+def _http_process(args: tuple[str, int, float, float, list[bytes]]) -> list[Sample]:
+    return asyncio.run(_http_load(*args))
 
 
-def service_load(
-    port: int, concurrency: int, seconds: float, images: list[bytes], processes: int
-) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{port}/recognize"
+async def _handle_load(
+    concurrency: int, start_at: float, seconds: float, size: int
+) -> list[Sample]:
+    import ray
+    from ray import serve
+    from ray._private import ray_constants
+
+    from service.app import APP_NAME
+
+    # The service's node is on loopback (service/app.py); as there, keep Ray from swapping
+    # 127.0.0.1 for the machine's interface address.
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(address="auto", _node_ip_address="127.0.0.1", log_to_driver=False)
+    handle = serve.get_deployment_handle("Classifier", app_name=APP_NAME)
+    rng = np.random.default_rng(concurrency)
+    images = [rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(8)]
+    await handle.classify.remote(images[0])  # the router's first call
+    results: list[Sample] = []
+    deadline = start_at + seconds
+
+    async def worker(k: int) -> None:
+        i = k
+        while time.time() < deadline:
+            t = time.perf_counter()
+            try:
+                r = await handle.classify.remote(images[i % len(images)])
+                results.append((time.perf_counter() - t, 200, r.batch_size, 0.0, r.queue_s * 1000))
+            except Exception:  # noqa: BLE001 - counted as an error
+                results.append((time.perf_counter() - t, 0, 0, 0.0, 0.0))
+            i += 1
+
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return results
+
+
+def _handle_process(args: tuple[int, float, float, int]) -> list[Sample]:
+    return asyncio.run(_handle_load(*args))
+
+
+def _shares(concurrency: int, processes: int) -> list[int]:
     procs = max(1, min(processes, concurrency))
-    shares = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
-    started = time.perf_counter()
-    with mp.get_context("spawn").Pool(procs) as pool:
-        parts = pool.map(_load_process, [(url, c, seconds, images) for c in shares])
-    wall = time.perf_counter() - started - 0.0
-    rows = [r for part in parts for r in part]
+    return [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
+
+
+def _summary(concurrency: int, seconds: float, rows: list[Sample], usage: Usage) -> dict[str, Any]:
     ok = [r for r in rows if r[1] == 200]
-    lat = sorted(r[0] for r in ok)
-    if not lat:
-        return {"concurrency": concurrency, "ok": 0, "errors": len(rows)}
+    errors: dict[str, int] = {}
+    for r in rows:
+        if r[1] != 200:
+            errors[str(r[1])] = errors.get(str(r[1]), 0) + 1
+    lat = sorted(r[0] * 1000 for r in ok)
+    summary: dict[str, Any] = {"concurrency": concurrency, "ok": len(ok), "errors": errors}
+    if ok:
+        summary |= {
+            "requests_per_s": round(len(ok) / seconds, 1),
+            "p50_ms": percentile(lat, 50),
+            "p99_ms": percentile(lat, 99),
+            "mean_batch": round(statistics.mean(r[2] for r in ok), 2),
+            "decode_ms_mean": round(statistics.mean(r[3] for r in ok), 2),
+            "queue_ms_mean": round(statistics.mean(r[4] for r in ok), 2),
+        }
+    return summary | usage.result
+
+
+def measure(
+    kind: str, concurrency: int, seconds: float, processes: int, job: Any, service_pid: int
+) -> dict[str, Any]:
+    """One cell. kind "http": ``job`` is (url, images), JPEG uploads over HTTP; kind "handle":
+    ``job`` is the model's input size, uint8 arrays straight to the Classifier deployment."""
+    shares = _shares(concurrency, processes)
+    # Every load process starts and stops at the same wall-clock times (a Ray driver takes a
+    # few seconds to connect), so the rate is over one common window.
+    start_at = time.time() + (10.0 if kind == "handle" else 4.0)
+    if kind == "http":
+        url, images = job
+        target: Any = _http_process
+        jobs: list[Any] = [(url, c, start_at, seconds, images) for c in shares]
+    else:
+        target, jobs = _handle_process, [(c, start_at, seconds, job) for c in shares]
+    usage = Usage(service_pid)
+    with mp.get_context("spawn").Pool(len(shares)) as pool:
+        pending = pool.map_async(target, jobs)
+        time.sleep(max(0.0, start_at - time.time()))
+        with usage:
+            time.sleep(seconds)
+        parts = pending.get(timeout=seconds + 120)
+    summary = _summary(concurrency, seconds, [r for part in parts for r in part], usage)
+    summary["kind"] = kind
+    return summary
+
+
+def with_ratio(row: dict[str, Any], raw_by_batch: dict[int, float]) -> dict[str, Any]:
+    """The row plus its throughput over raw at the batch size nearest the one it ran."""
+    if "mean_batch" in row:
+        nearest = min(raw_by_batch, key=lambda b: abs(b - row["mean_batch"]))
+        row["raw_at_nearest_batch"] = {"batch": nearest, "images_per_s": raw_by_batch[nearest]}
+        row["ratio_vs_raw"] = round(row["requests_per_s"] / raw_by_batch[nearest], 3)
+    return row
+
+
+def process_memories(root: int) -> list[dict[str, Any]]:
+    """RSS/PSS of each of the service's processes over 100 MB, named by their command line."""
+    rows = []
+    for pid in process_tree(root):
+        memory = process_memory(pid)
+        try:
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if memory is not None and memory[0] >= 100 * 1024:
+            rows.append(
+                {
+                    "pid": pid,
+                    "name": name.strip()[:70],
+                    "rss_mb": memory[0] // 1024,
+                    "pss_mb": memory[1] // 1024,
+                }
+            )
+    return sorted(rows, key=lambda r: -r["rss_mb"])
+
+
+def service_env(args: argparse.Namespace) -> dict[str, str]:
+    cuda = args.provider.startswith("CUDA")
+    # Few batch shapes on the GPU: the first run of each new shape cost ~8 s on the H100
+    # (loadtest/RESULTS.md), so batches are padded up to powers of two.
+    buckets = sorted(
+        {min(2**i, args.max_batch_size) for i in range(args.max_batch_size.bit_length() + 1)}
+    )
     return {
-        "concurrency": concurrency,
-        "requests_per_s": round(len(ok) / seconds, 1),
-        "p50_ms": round(lat[len(lat) // 2] * 1000, 1),
-        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1),
-        "mean_batch": round(statistics.mean(r[3] for r in ok), 2),
-        "decode_ms_mean": round(statistics.mean(r[2] for r in ok), 2),
-        "ok": len(ok),
-        "errors": len(rows) - len(ok),
-        "wall_s": round(wall, 1),
+        "RECOGNIZE_AUTH_DISABLED": "true",  # a local benchmark
+        "RECOGNIZE_PROVIDERS": json.dumps([args.provider]),
+        "RECOGNIZE_CLASSIFIER_NUM_GPUS": "1" if cuda else "0",
+        "RECOGNIZE_CLASSIFIER_NUM_CPUS": "1",
+        "RECOGNIZE_INTRA_OP_THREADS": "2",
+        "RECOGNIZE_MAX_BATCH_SIZE": str(args.max_batch_size),
+        "RECOGNIZE_BATCH_BUCKETS": json.dumps(buckets),
+        "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.004",
+        # What the Helm chart runs on a GPU: each serving thread warms every shape itself.
+        "RECOGNIZE_CONCURRENT_BATCHES": str(args.concurrent_batches),
+        # The production layout: Ray's proxy, ingress replicas that decode, the GPU classifier.
+        "RECOGNIZE_CLASSIFIER_IN_INGRESS": "false",
+        "RECOGNIZE_DIRECT_HTTP": "false",
+        "RECOGNIZE_INGRESS_REPLICAS": str(args.ingress_replicas),
+        "RECOGNIZE_INGRESS_NUM_CPUS": "1",
     }
+
+
+def table(result: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        f"GPU: {result['gpu']}  ({result['date']}, {result['cpu_count']} CPUs)",
+        f"model: {args.arch}@{args.size}; fp16 parity max|diff| = "
+        f"{result['export_fp16'].get('max_abs_diff')}",
+        "",
+        "raw onnxruntime CUDA fp16 (service session options, uint8 host input)",
+        "batch  img/s   ms/batch  first run s",
+    ]
+    lines += [
+        f"{r['batch']:>5}  {r['images_per_s']:>6}  {r['ms_per_batch_p50']:>8}  "
+        f"{r['first_run_s']:>11}"
+        for r in result["raw_fp16"]
+    ]
+    if result.get("raw_fp32"):
+        lines += [
+            "",
+            "raw fp32: "
+            + ", ".join(f"b={r['batch']}: {r['images_per_s']} img/s" for r in result["raw_fp32"]),
+        ]
+    gpu_procs = ", ".join(f"{p['used_mib']} MiB (pid {p['pid']})" for p in result["gpu_processes"])
+    lines += [
+        "",
+        f"service: cold start {result['service_cold_start_s']} s; GPU memory "
+        f"{result['service_gpu_memory_mib']} MiB in all, per process: {gpu_procs or 'n/a'}",
+        f"service memory: {result['service_memory']}",
+        "kind    conc  req/s    p50 ms  p99 ms  batch  decode  queue  CPU busy  svc CPU  GPU %"
+        "  raw@batch   ratio  errors",
+    ]
+    for r in result["service"]:
+        if "mean_batch" not in r:
+            lines.append(f"{r['kind']:<6}  {r['concurrency']:>4}  failed: {r}")
+            continue
+        raw = r["raw_at_nearest_batch"]
+        lines.append(
+            f"{r['kind']:<6}  {r['concurrency']:>4}  {r['requests_per_s']:>6}  {r['p50_ms']:>7}  "
+            f"{r['p99_ms']:>6}  {r['mean_batch']:>5}  {r['decode_ms_mean']:>6}  "
+            f"{r['queue_ms_mean']:>5}  {r['machine_cores_busy']:>5}/{r['cores']:<2}  "
+            f"{r.get('service_cores_busy', '-'):>7}  {r.get('gpu_util_pct', '-'):>5}  "
+            f"{raw['images_per_s']:>6}@{raw['batch']:<3}  {r['ratio_vs_raw']:>5}  {r['errors']}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,10 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="results folder")
     parser.add_argument("--arch", default="convnext_base")
     parser.add_argument("--size", type=int, default=300)
-    parser.add_argument("--batches", default="1,8,16,32,64")
-    parser.add_argument("--concurrency", default="1,32,128,256")
+    parser.add_argument("--batches", default="1,8,16,32")
+    parser.add_argument("--fp32", action="store_true", help="also export and time fp32")
+    parser.add_argument("--concurrency", default="1,32,128", help="HTTP cells")
+    parser.add_argument("--handle-concurrency", default="32,128", help="Classifier-handle cells")
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement cell")
     parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--concurrent-batches", type=int, default=1)
     parser.add_argument("--ingress-replicas", type=int, default=6)
     parser.add_argument("--load-processes", type=int, default=4)
     parser.add_argument(
@@ -225,38 +466,27 @@ def main(argv: list[str] | None = None) -> int:
         "arch": args.arch,
         "size": args.size,
     }
+
+    def save() -> None:
+        (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
+
     print(result, flush=True)
     result["export_fp16"] = export(args.arch, args.size, True, work)
-    result["export_fp32"] = export(args.arch, args.size, False, work)
+    save()
     batches = [int(b) for b in args.batches.split(",")]
     fp16 = Path(result["export_fp16"]["path"])
-    fp32 = Path(result["export_fp32"]["path"])
     result["raw_fp16"] = raw_throughput(fp16, batches, args.seconds / 2, args.provider)
-    result["raw_fp32"] = raw_throughput(fp32, batches[:3], args.seconds / 4, args.provider)
-    (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
+    save()
+    if args.fp32:
+        result["export_fp32"] = export(args.arch, args.size, False, work)
+        fp32 = Path(result["export_fp32"]["path"])
+        result["raw_fp32"] = raw_throughput(fp32, batches[:3], args.seconds / 4, args.provider)
+        save()
+    raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
 
     port = free_port()
-    env = {
-        "RECOGNIZE_AUTH_DISABLED": "true",  # a local benchmark
-        "RECOGNIZE_PROVIDERS": json.dumps([args.provider]),
-        "RECOGNIZE_CLASSIFIER_NUM_GPUS": "1" if args.provider.startswith("CUDA") else "0",
-        "RECOGNIZE_CLASSIFIER_NUM_CPUS": "1",
-        "RECOGNIZE_INTRA_OP_THREADS": "2",
-        "RECOGNIZE_MAX_BATCH_SIZE": str(args.max_batch_size),
-        # Few batch shapes on the GPU: the first run of each new shape cost ~8 s on the H100
-        # (loadtest/RESULTS.md), so batches are padded up to powers of two.
-        "RECOGNIZE_BATCH_BUCKETS": json.dumps(
-            sorted(
-                {
-                    min(2**i, args.max_batch_size)
-                    for i in range(args.max_batch_size.bit_length() + 1)
-                }
-            )
-        ),
-        "RECOGNIZE_BATCH_WAIT_TIMEOUT_S": "0.004",
-        "RECOGNIZE_INGRESS_REPLICAS": str(args.ingress_replicas),
-        "RECOGNIZE_INGRESS_NUM_CPUS": "1",
-    }
+    env = service_env(args)
+    result["service_env"] = env
     memory_before = gpu_memory_used_mib()
     server = start_server(
         "service",
@@ -265,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_path="/readyz",
         log=args.out / "service.log",
         cwd=REPO,
-        timeout_s=600,
+        timeout_s=400,
         env={
             **env,
             "RECOGNIZE_PORT": str(port),
@@ -274,64 +504,35 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     result["service_cold_start_s"] = round(server.cold_start_s, 1)
+    memory_after = gpu_memory_used_mib()
     result["service_gpu_memory_mib"] = (
-        (gpu_memory_used_mib() or 0) - (memory_before or 0) if memory_before is not None else None
+        memory_after - memory_before if memory_before is not None and memory_after else None
     )
-    result["service_env"] = env
+    result["gpu_processes"] = gpu_processes()
+    result["service"] = []
+    url = f"http://127.0.0.1:{port}/recognize"
     images = photos(48)
-    rows = []
+    cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
+    cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
     try:
-        for c in [int(x) for x in args.concurrency.split(",")]:
-            row = service_load(port, c, args.seconds, images, args.load_processes)
-            print(f"service c={c}: {row}", flush=True)
-            rows.append(row)
+        for kind, c in cells:
+            job: Any = (url, images) if kind == "http" else args.size
+            try:
+                row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
+            except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
+                row = {"kind": kind, "concurrency": c, "error": repr(exc)}
+            print(f"{kind} c={c}: {row}", flush=True)
+            result["service"].append(with_ratio(row, raw_by_batch))
+            save()
+        memory = tree_memory(server.pid)
+        result["service_memory"] = memory.as_dict()
+        result["service_processes"] = process_memories(server.pid)
+        save()
     finally:
         server.stop()
-    result["service"] = rows
-    raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
-    for row in rows:
-        if "mean_batch" in row:
-            nearest = min(raw_by_batch, key=lambda b: abs(b - row["mean_batch"]))
-            row["raw_at_nearest_batch"] = {"batch": nearest, "images_per_s": raw_by_batch[nearest]}
-            row["ratio_vs_raw"] = round(row["requests_per_s"] / raw_by_batch[nearest], 3)
-    (args.out / "gpu_bench.json").write_text(json.dumps(result, indent=2))
-
-    lines = [
-        f"GPU: {result['gpu']}  ({result['date']}, {result['cpu_count']} CPUs)",
-        f"model: {args.arch}@{args.size}; fp16 parity max|diff| = "
-        f"{result['export_fp16'].get('max_abs_diff')}",
-        "",
-        "raw onnxruntime CUDA fp16 (service session options, uint8 host input)",
-        "batch  img/s   ms/batch",
-    ]
-    lines += [
-        f"{r['batch']:>5}  {r['images_per_s']:>6}  {r['ms_per_batch_p50']:>8}"
-        for r in result["raw_fp16"]
-    ]
-    lines += [
-        "",
-        "raw fp32: "
-        + ", ".join(f"b={r['batch']}: {r['images_per_s']} img/s" for r in result["raw_fp32"]),
-    ]
-    lines += [
-        "",
-        f"service over HTTP (cold start {result['service_cold_start_s']} s, "
-        f"GPU memory {result['service_gpu_memory_mib']} MiB)",
-        "conc  req/s    p50 ms  p99 ms  mean batch  decode ms  raw@batch  ratio",
-    ]
-    for r in rows:
-        if "mean_batch" in r:
-            raw = r["raw_at_nearest_batch"]
-            lines.append(
-                f"{r['concurrency']:>4}  {r['requests_per_s']:>6}  {r['p50_ms']:>7}  "
-                f"{r['p99_ms']:>6}  {r['mean_batch']:>10}  {r['decode_ms_mean']:>9}  "
-                f"{raw['images_per_s']:>5}@{raw['batch']:<3}  {r['ratio_vs_raw']}"
-            )
-        else:
-            lines.append(f"{r['concurrency']:>4}  failed: {r}")
-    table = "\n".join(lines)
-    print(table)
-    (args.out / "gpu_bench.txt").write_text(table + "\n")
+    text = table(result, args)
+    print(text)
+    (args.out / "gpu_bench.txt").write_text(text + "\n")
     return 0
 
 
