@@ -329,7 +329,7 @@ def measure(
         time.sleep(max(0.0, start_at - time.time()))
         with usage:
             time.sleep(seconds)
-        parts = pending.get(timeout=seconds + 120)
+        parts = pending.get(timeout=seconds + 45)
     summary = _summary(concurrency, seconds, [r for part in parts for r in part], usage)
     summary["kind"] = kind
     return summary

@@ -49,6 +49,8 @@ class Classifier:
     def __init__(self) -> None:
         # Cheap on purpose: the session is built in reconfigure(), which Serve calls right after.
         self._session: ort.InferenceSession | None = None
+        # With batch_buckets, one session per bucket size, each fed only batches of that size.
+        self._sessions: dict[int, ort.InferenceSession] = {}
         self._metadata: ModelMetadata | None = None
         self._config: ClassifierConfig | None = None
         # session.run runs off the event loop, so health checks and the batch queue keep moving:
@@ -66,18 +68,26 @@ class Classifier:
             self._metrics.ready(False)
             started = time.perf_counter()
             self._session, self._metadata = build_session(config)
+            # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
+            # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
+            # first): so each bucket gets a session of its own that only ever sees its shape.
+            buckets = sorted(set(config.batch_buckets))
+            self._sessions = {n: build_session(config)[0] for n in buckets[1:]}
+            if buckets:
+                self._sessions[buckets[0]] = self._session
             self._metrics.model(
                 arch=self._metadata.arch,
                 version=self._metadata.version,
                 input_size=self._metadata.input_size,
             )
             logger.info(
-                "loaded %s (%s %s) on %s in %.1fs",
+                "loaded %s (%s %s) on %s in %.1fs, %d session(s)",
                 config.model_path,
                 self._metadata.arch,
                 self._metadata.version,
                 self._session.get_providers()[0],
                 time.perf_counter() - started,
+                max(1, len(self._sessions)),
             )
         if self._config is None or config.concurrent_batches != self._config.concurrent_batches:
             self._start_batching(config)
@@ -109,9 +119,9 @@ class Classifier:
     def _warm_up(self, batch_sizes: tuple[int, ...]) -> None:
         """Run every batch shape once on every serving thread before reporting ready.
 
-        On the CUDA EP the first run of a new batch shape took ~8 s (fp16 ConvNeXt-B on an H100,
-        cuDNN 9), and a shape warmed in one thread was not always warm in another: so warm up
-        in each executor thread that serves, and on GPUs keep the shapes few (batch_buckets).
+        On the CUDA EP the first run of a batch shape took 5-8 s (fp16 ConvNeXt-B on an H100,
+        cuDNN 9): so every shape runs before ready, in each executor thread that serves, and on
+        GPUs the shapes are few (batch_buckets), each on its own session.
         """
         assert self._session is not None and self._metadata is not None
         assert self._executor is not None and self._config is not None
@@ -138,7 +148,7 @@ class Classifier:
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         assert self._session is not None
-        return run_batch(self._session, batch)
+        return run_batch(self._sessions.get(len(batch), self._session), batch)
 
     def ready(self) -> dict[str, Any]:
         """The model's metadata and providers once loaded and warmed up; raises before."""

@@ -56,8 +56,9 @@ class ClassifierConfig(BaseModel):
         return min((b for b in self.batch_buckets if b >= n), default=n)
 
     def session_key(self) -> tuple[Any, ...]:
-        """What a new onnxruntime session is needed for; batching changes need none."""
-        return (self.model_path, self.providers, self.intra_op_threads)
+        """What new onnxruntime sessions are needed for (buckets each have their own session);
+        other batching changes need none."""
+        return (self.model_path, self.providers, self.intra_op_threads, self.batch_buckets)
 
 
 def build_session(config: ClassifierConfig) -> tuple[ort.InferenceSession, ModelMetadata]:

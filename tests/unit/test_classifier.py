@@ -110,6 +110,44 @@ def test_batch_buckets_pad_up_and_must_reach_the_largest_batch(tiny_model: Path)
         config(tiny_model, max_batch_size=16, batch_buckets=[1, 8])
 
 
+def test_each_batch_bucket_runs_on_a_session_that_sees_only_its_shape(tiny_model: Path) -> None:
+    # The CUDA EP re-plans cuDNN convolutions at every input-shape change of a session (seconds
+    # each on a GPU): a session per bucket keeps every session on one shape. The CPU EP here has
+    # no such cost, so this checks the routing; the cost itself is in loadtest/RESULTS.md.
+    classifier = Classifier.func_or_class()
+    cfg = config(tiny_model, max_batch_size=4, batch_buckets=[1, 2, 4])
+    seen: dict[int, set[int]] = {}
+
+    def spy(session, key):  # type: ignore[no-untyped-def]
+        real = session.run
+
+        def run(outputs, feeds, *args):  # type: ignore[no-untyped-def]
+            seen.setdefault(key, set()).add(next(iter(feeds.values())).shape[0])
+            return real(outputs, feeds, *args)
+
+        session.run = run
+
+    classifier.reconfigure(cfg.model_dump())
+    sessions = dict(classifier._sessions)
+    assert sorted(sessions) == [1, 2, 4]
+    assert len({id(s) for s in sessions.values()}) == 3
+    for size, session in sessions.items():
+        spy(session, size)
+    rng = np.random.default_rng(1)
+    batch = rng.integers(0, 256, size=(4, SIZE, SIZE, 3), dtype=np.uint8)
+    outputs = {n: classifier._run(batch[:n]) for n in (4, 1, 2, 1, 4)}
+    assert seen == {1: {1}, 2: {2}, 4: {4}}
+    np.testing.assert_allclose(outputs[4][:2], outputs[2], rtol=1e-4, atol=1e-4)
+    # Same buckets: same sessions; other buckets: new ones.
+    classifier.reconfigure(
+        config(tiny_model, max_batch_size=2, batch_buckets=[1, 2, 4]).model_dump()
+    )
+    assert classifier._sessions == sessions
+    classifier.reconfigure(config(tiny_model, max_batch_size=4, batch_buckets=[2, 4]).model_dump())
+    assert sorted(classifier._sessions) == [2, 4]
+    assert classifier._sessions[4] is not sessions[4]
+
+
 def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07" + b"not a protobuf at all" * 100)
