@@ -51,6 +51,10 @@ class Classifier:
         self._session: ort.InferenceSession | None = None
         # With batch_buckets, one session per bucket size, each fed only batches of that size.
         self._sessions: dict[int, ort.InferenceSession] = {}
+        # On a CPU with concurrent batches: the session for a batch that starts while another
+        # runs, with the cores split between them (ClassifierConfig.overlap_threads).
+        self._overlap_session: ort.InferenceSession | None = None
+        self._running = 0  # batches in onnxruntime now; changed on the event loop only
         self._metadata: ModelMetadata | None = None
         self._config: ClassifierConfig | None = None
         # session.run runs off the event loop, so health checks and the batch queue keep moving:
@@ -75,6 +79,19 @@ class Classifier:
             self._sessions = {n: build_session(config)[0] for n in buckets[1:]}
             if buckets:
                 self._sessions[buckets[0]] = self._session
+            # A lone batch gets every core (latency at low load); batches that overlap get a
+            # share each. One session per thread count: onnxruntime fixes it per session.
+            # Measured on 2 cores, concurrency 16: 31-32 vs 26.5-28.9 req/s (2 threads per
+            # batch). Without its own memory arena the second session holds ~270 MB less
+            # (PSS 1641 vs 1909 MB), at the same req/s.
+            overlap = config.overlap_threads()
+            self._overlap_session = (
+                None
+                if overlap is None
+                else build_session(
+                    config.model_copy(update={"intra_op_threads": overlap}), memory_arena=False
+                )[0]
+            )
             self._metrics.model(
                 arch=self._metadata.arch,
                 version=self._metadata.version,
@@ -87,7 +104,7 @@ class Classifier:
                 self._metadata.version,
                 self._session.get_providers()[0],
                 time.perf_counter() - started,
-                max(1, len(self._sessions)),
+                max(1, len(self._sessions)) + (self._overlap_session is not None),
             )
         if self._config is None or config.concurrent_batches != self._config.concurrent_batches:
             self._start_batching(config)
@@ -135,6 +152,8 @@ class Classifier:
             everyone.wait()
             for n in shapes:
                 self._run(np.zeros((n, size, size, 3), dtype=np.uint8))
+                if self._overlap_session is not None:
+                    self._run(np.zeros((n, size, size, 3), dtype=np.uint8), overlapping=True)
 
         started = time.perf_counter()
         for task in [self._executor.submit(warm_this_thread) for _ in range(threads)]:
@@ -146,8 +165,11 @@ class Classifier:
             time.perf_counter() - started,
         )
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, overlapping: bool = False) -> np.ndarray:
+        """Logits of a batch; ``overlapping``: another batch runs meanwhile."""
         assert self._session is not None
+        if overlapping and self._overlap_session is not None:
+            return run_batch(self._overlap_session, batch)
         return run_batch(self._sessions.get(len(batch), self._session), batch)
 
     def ready(self) -> dict[str, Any]:
@@ -184,7 +206,12 @@ class Classifier:
         batch = np.zeros((self._config.padded_size(n), *items[0].image.shape), dtype=np.uint8)
         np.stack([item.image for item in items], out=batch[:n])
         loop = asyncio.get_running_loop()
-        logits = await loop.run_in_executor(self._executor, self._run, batch)
+        overlapping = self._running > 0
+        self._running += 1
+        try:
+            logits = await loop.run_in_executor(self._executor, self._run, batch, overlapping)
+        finally:
+            self._running -= 1
         inference_s = time.perf_counter() - started
         return [
             ClassifyResult(logits[i], n, started - item.arrived, inference_s)

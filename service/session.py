@@ -55,14 +55,33 @@ class ClassifierConfig(BaseModel):
     def padded_size(self, n: int) -> int:
         return min((b for b in self.batch_buckets if b >= n), default=n)
 
+    def overlap_threads(self) -> int | None:
+        """Intra-op threads for a batch that starts while another runs, on a CPU: the cores
+        split between the batches that may run at once, so that they do not fight over them.
+        None: no such session (one batch at a time, a GPU, or nothing to split)."""
+        if self.concurrent_batches < 2 or set(self.providers) != {"CPUExecutionProvider"}:
+            return None
+        alone = intra_op_threads_for(self.intra_op_threads)
+        shared = max(1, alone // self.concurrent_batches)
+        return shared if shared < alone else None
+
     def session_key(self) -> tuple[Any, ...]:
         """What new onnxruntime sessions are needed for (buckets each have their own session);
         other batching changes need none."""
-        return (self.model_path, self.providers, self.intra_op_threads, self.batch_buckets)
+        return (
+            self.model_path,
+            self.providers,
+            self.intra_op_threads,
+            self.batch_buckets,
+            self.overlap_threads(),
+        )
 
 
-def build_session(config: ClassifierConfig) -> tuple[ort.InferenceSession, ModelMetadata]:
-    """Open the model, insisting on the providers asked for and on the metadata contract."""
+def build_session(
+    config: ClassifierConfig, *, memory_arena: bool = True
+) -> tuple[ort.InferenceSession, ModelMetadata]:
+    """Open the model, insisting on the providers asked for and on the metadata contract.
+    ``memory_arena=False``: the CPU arena is off, so a run's buffers are freed after it."""
     path = resolve_model_path(config.model_path)
     if not path.is_file():
         raise ModelContractError(f"model file {path} does not exist (RECOGNIZE_MODEL_PATH)")
@@ -80,6 +99,7 @@ def build_session(config: ClassifierConfig) -> tuple[ort.InferenceSession, Model
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads_for(config.intra_op_threads)
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = memory_arena
     # Spinning threads burn whole cores between requests (3x the CPU for the same throughput).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")

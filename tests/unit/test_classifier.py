@@ -155,25 +155,25 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
         build_session(config(corrupt))
 
 
-def _spy_on_runs(classifier: Classifier) -> tuple[list[tuple[int, int]], list[int]]:
-    """Record (thread, batch size) of every session run, and the most runs at once."""
+def _spy_on_runs(classifier: Classifier) -> tuple[list[tuple[int, int, bool]], list[int]]:
+    """Record (thread, batch size, overlapping) of every session run, and the most at once."""
     import threading
     import time
 
-    runs: list[tuple[int, int]] = []
+    runs: list[tuple[int, int, bool]] = []
     peak = [0]
     active = [0]
     lock = threading.Lock()
     real_run = classifier._run
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batch: np.ndarray, overlapping: bool = False) -> np.ndarray:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-            runs.append((threading.get_ident(), len(batch)))
+            runs.append((threading.get_ident(), len(batch), overlapping))
         try:
             time.sleep(0.05)  # long enough for a second batch to start if it may
-            return real_run(batch)
+            return real_run(batch, overlapping)
         finally:
             with lock:
                 active[0] -= 1
@@ -190,16 +190,17 @@ def test_warm_up_runs_every_shape_on_every_serving_thread(
     runs, _ = _spy_on_runs(classifier)
     cfg = config(tiny_model, max_batch_size=3, concurrent_batches=concurrent)
     classifier.reconfigure(cfg.model_dump())
-    threads = {thread for thread, _ in runs}
+    threads = {thread for thread, _, _ in runs}
     assert len(threads) == concurrent
     for thread in threads:
-        assert sorted(size for t, size in runs if t == thread) == [1, 2, 3]
+        assert sorted(size for t, size, _ in runs if t == thread) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("concurrent", [1, 2])
-def test_batches_run_concurrently_up_to_the_setting(
-    tiny_model: Path, concurrent: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _classify_at_once(
+    classifier: Classifier, images: np.ndarray, monkeypatch: pytest.MonkeyPatch, then: int = 0
+) -> list:  # type: ignore[type-arg]
+    """Every image through classify() at once, as concurrent requests would; then (on the same
+    event loop, which the batch queue is bound to) ``then`` more, one after another."""
     import asyncio
     from types import SimpleNamespace
 
@@ -209,6 +210,18 @@ def test_batches_run_concurrently_up_to_the_setting(
     # a replica there is none to read, so give it one. The batching itself is Serve's own.
     replica = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=16))
     monkeypatch.setattr(serve, "get_replica_context", lambda: replica)
+
+    async def classify_all() -> list:  # type: ignore[type-arg]
+        results = await asyncio.gather(*(classifier.classify(image) for image in images))
+        return results + [await classifier.classify(images[i]) for i in range(then)]
+
+    return asyncio.run(classify_all())
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_batches_run_concurrently_up_to_the_setting(
+    tiny_model: Path, concurrent: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     classifier = Classifier.func_or_class()
     classifier.reconfigure(
         config(
@@ -218,13 +231,56 @@ def test_batches_run_concurrently_up_to_the_setting(
     _, peak = _spy_on_runs(classifier)
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(8, SIZE, SIZE, 3), dtype=np.uint8)
-
-    async def classify_all() -> list:  # type: ignore[type-arg]
-        return await asyncio.gather(*(classifier.classify(image) for image in images))
-
-    results = asyncio.run(classify_all())
+    results = _classify_at_once(classifier, images, monkeypatch)
     assert peak[0] == concurrent
     alone = classifier._session.run(None, {"image": images})[0]  # type: ignore[union-attr]
     for result, expected in zip(results, alone, strict=True):
         np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
         assert 1 <= result.batch_size <= 2
+
+
+def test_overlap_session_only_where_cpu_cores_can_be_split(tiny_model: Path) -> None:
+    cpu = config(tiny_model, intra_op_threads=4, concurrent_batches=2)
+    assert cpu.overlap_threads() == 2
+    assert config(tiny_model, intra_op_threads=2, concurrent_batches=3).overlap_threads() == 1
+    assert config(tiny_model, intra_op_threads=4, concurrent_batches=1).overlap_threads() is None
+    assert config(tiny_model, intra_op_threads=1, concurrent_batches=2).overlap_threads() is None
+    gpu = config(
+        tiny_model,
+        intra_op_threads=4,
+        concurrent_batches=2,
+        providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert gpu.overlap_threads() is None
+
+
+def test_a_lone_batch_gets_every_core_and_overlapping_ones_share_them(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier = Classifier.func_or_class()
+    cfg = config(
+        tiny_model,
+        intra_op_threads=2,
+        max_batch_size=2,
+        batch_wait_timeout_s=0.0,
+        concurrent_batches=2,
+    )
+    classifier.reconfigure(cfg.model_dump())
+    assert classifier._session.get_session_options().intra_op_num_threads == 2  # type: ignore[union-attr]
+    overlap = classifier._overlap_session
+    assert overlap is not None and overlap.get_session_options().intra_op_num_threads == 1
+    assert not overlap.get_session_options().enable_cpu_mem_arena
+    assert classifier._session.get_session_options().enable_cpu_mem_arena  # type: ignore[union-attr]
+    runs, peak = _spy_on_runs(classifier)
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(8, SIZE, SIZE, 3), dtype=np.uint8)
+    results = _classify_at_once(classifier, images, monkeypatch, then=2)
+    assert peak[0] == 2
+    concurrent, later = runs[:-2], runs[-2:]
+    assert concurrent[0][2] is False  # nothing else ran when the first batch started
+    assert any(overlapping for _, _, overlapping in concurrent)
+    # One at a time again: each batch gets every core.
+    assert [(size, overlapping) for _, size, overlapping in later] == [(1, False), (1, False)]
+    alone = classifier._session.run(None, {"image": images})[0]  # type: ignore[union-attr]
+    for result, expected in zip(results, [*alone, *alone[:2]], strict=True):
+        np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
