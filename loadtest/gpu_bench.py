@@ -375,7 +375,8 @@ def service_env(args: argparse.Namespace) -> dict[str, str]:
     return {
         "RECOGNIZE_AUTH_DISABLED": "true",  # a local benchmark
         "RECOGNIZE_PROVIDERS": json.dumps([args.provider]),
-        "RECOGNIZE_CLASSIFIER_NUM_GPUS": "1" if cuda else "0",
+        "RECOGNIZE_CLASSIFIER_REPLICAS": str(args.classifier_replicas),
+        "RECOGNIZE_CLASSIFIER_NUM_GPUS": f"{1 / args.classifier_replicas:.4f}" if cuda else "0",
         "RECOGNIZE_CLASSIFIER_NUM_CPUS": "1",
         "RECOGNIZE_INTRA_OP_THREADS": "2",
         "RECOGNIZE_MAX_BATCH_SIZE": str(args.max_batch_size),
@@ -440,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="results folder")
     parser.add_argument("--arch", default="convnext_base")
     parser.add_argument("--size", type=int, default=300)
-    parser.add_argument("--batches", default="1,8,16,32")
+    # The service's batch buckets, so that each service row compares with raw at its batch size.
+    parser.add_argument("--batches", default="1,2,4,8,16,32")
     parser.add_argument("--fp32", action="store_true", help="also export and time fp32")
     parser.add_argument("--concurrency", default="1,32,128", help="HTTP cells")
     parser.add_argument("--handle-concurrency", default="32,128", help="Classifier-handle cells")
@@ -448,6 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--concurrent-batches", type=int, default=1)
     parser.add_argument("--ingress-replicas", type=int, default=6)
+    parser.add_argument(
+        "--classifier-replicas",
+        type=int,
+        default=1,
+        help="classifier replicas sharing the GPU (each gets 1/N of it and its own sessions)",
+    )
     parser.add_argument("--load-processes", type=int, default=4)
     parser.add_argument(
         "--provider",
@@ -499,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         env={
             **env,
             "RECOGNIZE_PORT": str(port),
+            "RECOGNIZE_METRICS_PORT": str(free_port()),
             "RECOGNIZE_MODEL_PATH": str(fp16),
             "RAY_USAGE_STATS_ENABLED": "0",
         },

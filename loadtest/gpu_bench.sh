@@ -3,8 +3,9 @@
 #
 # Wheels that the machine lacks (onnxruntime-gpu, ray[serve], fastapi, pydantic, ...) arrive
 # as one tar split into parts (the device tool carries at most 64 MiB per call): stage each part
-# into $PARTS with `gpu_bench.sh stage N`, then `gpu_bench.sh run` joins, installs into
-# /tmp/site and runs loadtest/gpu_bench.py, writing results into ${OUT:-results/gpu}.
+# but the last into $PARTS with `gpu_bench.sh stage N`, then `gpu_bench.sh run LAST [options]`
+# stages the last, joins, installs into /tmp/site and runs loadtest/gpu_bench.py with the
+# options, writing results into ${OUT:-results/gpu}.
 # Build the parts here first with loadtest/gpu_wheels.sh.
 set -euo pipefail
 PARTS=${PARTS:-/tmp/gpuparts}
