@@ -60,7 +60,9 @@ class RecognizeResponse(BaseModel):
     verdict: Literal["match", "mismatch", "manual_review"]
     reasons: list[str]
     parent_match: bool | None = Field(
-        description="predicted parent equals the VIN's parent; null when the VIN gives none"
+        description="the most probable parent (class probabilities summed per parent, as the "
+        "verdict weighs them) is the VIN's parent; it can differ from prediction.parent, the "
+        "top single class's parent. Null when the VIN gives none"
     )
     prediction: Prediction
     vin: VinDecode

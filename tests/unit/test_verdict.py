@@ -85,6 +85,17 @@ def test_verdict_table(probs, expected, verdict, reasons, parent_match) -> None:
     assert d.parent_probability == pytest.approx(mass, abs=1e-6)
 
 
+def test_parent_match_weighs_parents_not_the_top_class() -> None:
+    # The top single class is an E-Class, but the C-Class's three body styles together carry
+    # more: the most probable parent is the C-Class, as the verdict weighs it.
+    d = run([0.20, 0.20, 0.20, 0.40, 0, 0, 0], "C-Class")
+    assert d.top.parent == "E-Class"
+    assert d.parent_match is True
+    assert (d.verdict.value, d.reasons) == ("manual_review", ["low_confidence"])
+    assert d.parent_probability == pytest.approx(0.60, abs=1e-6)
+    assert run([0.20, 0.20, 0.20, 0.40, 0, 0, 0], "E-Class").parent_match is False
+
+
 def test_no_expected_parent_is_manual_review_with_vin_reasons() -> None:
     d = run([0.99, 0.01, 0, 0, 0, 0, 0], None, ("vin_not_mercedes",))
     assert (d.verdict.value, d.reasons, d.parent_match) == (
