@@ -71,27 +71,8 @@ class Classifier:
             self._ready = False
             self._metrics.ready(False)
             started = time.perf_counter()
-            self._session, self._metadata = build_session(config)
-            # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
-            # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
-            # first): so each bucket gets a session of its own that only ever sees its shape.
-            buckets = sorted(set(config.batch_buckets))
-            self._sessions = {n: build_session(config)[0] for n in buckets[1:]}
-            if buckets:
-                self._sessions[buckets[0]] = self._session
-            # A lone batch gets every core (latency at low load); batches that overlap get a
-            # share each. One session per thread count: onnxruntime fixes it per session.
-            # Measured on 2 cores, concurrency 16: 31-32 vs 26.5-28.9 req/s (2 threads per
-            # batch). Without its own memory arena the second session holds ~270 MB less
-            # (PSS 1641 vs 1909 MB), at the same req/s.
-            overlap = config.overlap_threads()
-            self._overlap_session = (
-                None
-                if overlap is None
-                else build_session(
-                    config.model_copy(update={"intra_op_threads": overlap}), memory_arena=False
-                )[0]
-            )
+            self._open_sessions(config)
+            assert self._session is not None and self._metadata is not None
             self._metrics.model(
                 arch=self._metadata.arch,
                 version=self._metadata.version,
@@ -115,6 +96,30 @@ class Classifier:
         self._warm_up(config.shapes_to_warm())
         self._ready = True
         self._metrics.ready(True)
+
+    def _open_sessions(self, config: ClassifierConfig) -> None:
+        """The replica's sessions: the main one, one per batch bucket, one for overlap."""
+        self._session, self._metadata = build_session(config)
+        # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
+        # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
+        # first): so each bucket gets a session of its own that only ever sees its shape.
+        buckets = sorted(set(config.batch_buckets))
+        self._sessions = {n: build_session(config)[0] for n in buckets[1:]}
+        if buckets:
+            self._sessions[buckets[0]] = self._session
+        # A lone batch gets every core (latency at low load); batches that overlap get a
+        # share each. One session per thread count: onnxruntime fixes it per session.
+        # Measured on 2 cores, concurrency 16: 31-32 vs 26.5-28.9 req/s (2 threads per
+        # batch). Without its own memory arena the second session holds ~270 MB less
+        # (PSS 1641 vs 1909 MB), at the same req/s.
+        overlap = config.overlap_threads()
+        self._overlap_session = (
+            None
+            if overlap is None
+            else build_session(
+                config.model_copy(update={"intra_op_threads": overlap}), memory_arena=False
+            )[0]
+        )
 
     def _start_batching(self, config: ClassifierConfig) -> None:
         """A batch queue and its threads for ``config.concurrent_batches`` batches at once.
