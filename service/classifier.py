@@ -153,15 +153,16 @@ class Classifier:
         # Each task waits until every thread holds one, so each thread warms every shape.
         everyone = threading.Barrier(threads)
 
-        def warm_this_thread() -> None:
+        def warm_this_thread(first: bool) -> None:
             everyone.wait()
             for n in shapes:
                 self._run(np.zeros((n, size, size, 3), dtype=np.uint8))
-                if self._overlap_session is not None:
+                # The overlap session is CPU-only, where nothing is per thread: once will do.
+                if first and self._overlap_session is not None:
                     self._run(np.zeros((n, size, size, 3), dtype=np.uint8), overlapping=True)
 
         started = time.perf_counter()
-        for task in [self._executor.submit(warm_this_thread) for _ in range(threads)]:
+        for task in [self._executor.submit(warm_this_thread, i == 0) for i in range(threads)]:
             task.result()
         logger.info(
             "warmed up batch sizes %s on %d thread(s) in %.1fs",
