@@ -367,8 +367,9 @@ def process_memories(root: int) -> list[dict[str, Any]]:
 
 def service_env(args: argparse.Namespace) -> dict[str, str]:
     cuda = args.provider.startswith("CUDA")
-    # Few batch shapes on the GPU: the first run of each new shape cost ~8 s on the H100
-    # (loadtest/RESULTS.md), so batches are padded up to powers of two.
+    # Few batch shapes on the GPU, each on its own session: a session re-plans its cuDNN
+    # convolutions at every shape change (5-8 s on the H100, loadtest/RESULTS.md run K), so
+    # batches are padded up to powers of two.
     buckets = sorted(
         {min(2**i, args.max_batch_size) for i in range(args.max_batch_size.bit_length() + 1)}
     )
