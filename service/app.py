@@ -125,19 +125,27 @@ def serve_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Ray Serve's throughput profile (gRPC between deployments and from the proxy, user code on
+# the replica's own event loop, frozen GC after start-up): +27% req/s at concurrency 1 and +18%
+# at 16 on this 2-core machine with the demo model (loadtest/RESULTS.md); set it to 0 to
+# compare. Logs stay on stderr (start-up errors reach the console) and unbuffered (a request's
+# log line is written when it ends), which that profile would turn off. Every Ray process
+# needs these before it imports Ray Serve: `recognize serve` sets them before starting Ray,
+# the chart on every pod (deploy/helm/recognize/templates/_helpers.tpl, a test compares).
+SERVE_ENVIRONMENT = {
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_LOG_TO_STDERR": "1",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+}
+
+
 def _ray_environment() -> None:
     # No usage reports (no network here, and none wanted in production) and no token auth for a
     # cluster this process starts and owns on loopback.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # Ray Serve's throughput profile (gRPC between deployments, user code on the replica's own
-    # event loop, frozen GC after start-up): +27% req/s at concurrency 1 and +18% at 16 on this
-    # 2-core machine with the demo model (loadtest/RESULTS.md). Set it to 0 to compare.
-    os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
-    # ...but keep replica logs on stderr (start-up errors reach the console) and unbuffered
-    # (a request's log line is written when it ends), which that profile would turn off.
-    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "1")
-    os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")
+    for name, value in SERVE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     # Direct ingress keeps a stopping replica draining for 30 s so that load balancers of a
     # multi-node cluster notice; a local node has none, and SIGTERM then took 33 s instead of 8.
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
@@ -161,6 +169,8 @@ def _set_up_direct_http(settings: Settings) -> bool:
         else settings.ingress_replicas
     )
     if not settings.direct_http or settings.ray_address or replicas != 1:
+        # Clients come through the proxy, as in the chart: no replica needs its own server.
+        os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "0")
         return False
     # Serve hands replicas ports from [MIN, MAX): exactly the service's port.
     os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from ray import serve
 from ray.exceptions import RayError
+from ray.serve._private import constants as serve_constants
 from ray.serve.exceptions import BackPressureError, RayServeException
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -367,13 +368,32 @@ def _authenticate(request: Request) -> Unauthorized | None:
     return None
 
 
+def _cluster_transport(handle: DeploymentHandle) -> DeploymentHandle:
+    """The handle, sending its calls the way this cluster's replicas take them.
+
+    A handle keeps the transport of the process that built the application, fixed when that
+    process imported Ray Serve: `recognize serve` imports it before setting Serve's
+    environment, so the Classifier was called through Ray's object store (an image of 150 KB
+    or more goes through plasma) although its replicas listen for gRPC. This replica's own
+    Serve settings are those of the cluster. Measured through the proxy on 2 cores with a
+    near-free model (concurrency 16): 81-92 -> 107-114 req/s, the raylet's CPU a third.
+    """
+    routed = handle.options(_by_reference=not serve_constants.RAY_SERVE_USE_GRPC_BY_DEFAULT)
+    by_reference = routed.handle_options._by_reference
+    logger.info(
+        "calls to the Classifier go %s",
+        "through Ray's object store" if by_reference else "by gRPC",
+    )
+    return routed
+
+
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
     def __init__(self, classifier: DeploymentHandle | None, settings: dict[str, Any]) -> None:
         # A handle to the Classifier deployment, or None: this replica classifies itself
         # (classifier_in_ingress), with the same Classifier code configured by reconfigure().
-        self._classifier = classifier
+        self._classifier = None if classifier is None else _cluster_transport(classifier)
         self._local: Classifier | None = None if classifier else Classifier.func_or_class()
         self._settings = Settings(**settings)
         self._metrics = IngressMetrics()

@@ -35,7 +35,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from service.app import serve_config
+from service.app import SERVE_ENVIRONMENT, serve_config
 from service.auth import ApiKey, KeyRing, hash_key
 from service.cli import CONFIG_HEADER
 from service.settings import Settings
@@ -568,6 +568,17 @@ def test_pods_run_non_root_on_a_read_only_root_with_a_writable_tmp(render, case:
             assert context["allowPrivilegeEscalation"] is False, (name, container["name"])
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             assert mounts.get("/tmp") == "tmp" or container["name"] == "fetch-model"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_ray_pod_runs_serves_throughput_profile_behind_the_proxies(render, case: str) -> None:
+    """The Ray Serve environment of `recognize serve`, on every pod: without it a cluster calls
+    the Classifier through Ray's object store instead of gRPC."""
+    for name, template in pod_templates(the(render(case), "RayService")):
+        env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
+        for variable, value in SERVE_ENVIRONMENT.items():
+            assert env.get(variable) == value, (name, variable)
+        assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0", name
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

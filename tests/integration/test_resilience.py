@@ -90,6 +90,17 @@ async def offered_load(
     return results
 
 
+def test_the_ingress_calls_the_classifier_by_grpc(small: RunningService) -> None:
+    """Not through Ray's object store, which every request's image would cross."""
+    deadline = time.monotonic() + 20  # replica logs reach the driver's console with a delay
+    while time.monotonic() < deadline:
+        log = small.log.read_text(errors="replace")
+        if "calls to the Classifier go" in log:
+            break
+        time.sleep(0.5)
+    assert "calls to the Classifier go by gRPC" in log, log[-3000:]
+
+
 def test_three_times_capacity_is_shed_fast_and_admitted_requests_finish(
     small: RunningService,
 ) -> None:

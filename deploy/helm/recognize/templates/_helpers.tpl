@@ -256,6 +256,19 @@ a serveConfigV2 change updates the Serve application in place, an env change mak
   value: /tmp
 - name: RAY_USAGE_STATS_ENABLED
   value: "0"
+# Ray Serve's throughput profile, as `recognize serve` runs it (service.app.SERVE_ENVIRONMENT):
+# gRPC between deployments and from the proxies, instead of Ray's object store for every
+# request's image. Every Ray process reads it at start, so it is set on every pod.
+- name: RAY_SERVE_THROUGHPUT_OPTIMIZED
+  value: "1"
+- name: RAY_SERVE_LOG_TO_STDERR
+  value: "1"
+- name: RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE
+  value: "1"
+# ...but clients keep coming through the proxies (the Service in front of every node's proxy),
+# not straight to the replicas, which the profile would otherwise switch on.
+- name: RAY_SERVE_ENABLE_DIRECT_INGRESS
+  value: "0"
 {{- if eq .Values.ray.authMode "disabled" }}
 - name: RAY_AUTH_MODE
   value: disabled
