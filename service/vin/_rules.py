@@ -189,8 +189,10 @@ class VinRules(BaseModel):
         return None
 
 
+@cache
 def load_vin_rules(path: Path | str = VIN_RULES_FILE) -> VinRules:
-    """Read and validate a rules file; each file is read once per process."""
+    """Read and validate a rules file; each file is read once per process. Cached by the
+    name given too: resolving the path on every decode took 13 of a decode's 50 us."""
     return _load(Path(path).resolve())
 
 
