@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 DEMO_MODEL := models/demo/convnext_tiny_224_demo.onnx
 HELM := .tools/bin/helm
 PROMETHEUS := .tools/bin/prometheus
+TRITON_VENV := .venv-triton/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help run test lint model venv tools chart-sync clean
+.PHONY: help run test lint model venv tools triton chart-sync clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -38,10 +39,16 @@ $(PROMETHEUS): scripts/fetch_prometheus.sh
 
 tools: $(HELM) $(PROMETHEUS) ## helm, prometheus and promtool into .tools/bin (for the tests)
 
+# The benchmark's Triton peer runs from its own venv (PyTriton pins numpy<2); ~1 min, ~500 MB.
+$(TRITON_VENV): scripts/triton_venv.sh
+	PYTHON=$(PYTHON) scripts/triton_venv.sh
+
+triton: $(TRITON_VENV) ## .venv-triton for the benchmark's Triton peer (loadtest/README.md)
+
 run: $(DEMO_MODEL) ## serve the demo model on http://127.0.0.1:8000 (no API keys: local demo)
 	RECOGNIZE_AUTH_DISABLED=$${RECOGNIZE_AUTH_DISABLED:-true} $(VENV)/bin/recognize serve
 
-test: $(DEMO_MODEL) tools ## run the whole test suite
+test: $(DEMO_MODEL) tools triton ## run the whole test suite
 	$(PY) -m pytest
 
 lint: $(STAMP) $(HELM) ## ruff, hadolint, helm lint
@@ -56,4 +63,4 @@ chart-sync: $(STAMP) ## regenerate the Serve config and copy it, the dashboard a
 	cp deploy/prometheus/alerts.yaml deploy/helm/recognize/rules/alerts.yaml
 
 clean: ## remove the venv and built models
-	rm -rf $(VENV) $(DEMO_MODEL) *.egg-info
+	rm -rf $(VENV) .venv-triton $(DEMO_MODEL) *.egg-info

@@ -7,7 +7,7 @@ Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same
 2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency;
 3. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
 4. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
-            run from ``.venv-triton``; skipped when ``scripts/triton_venv.sh`` has not been run).
+            run from ``.venv-triton``; skipped when ``make triton`` has not been run).
 
 Every server decodes and resizes the uploaded JPEG with ``service.imaging.prepare_image``,
 decodes the VIN and computes the verdict; every onnxruntime session has the service's options
@@ -422,7 +422,7 @@ def bench_server(
     name: str, args: argparse.Namespace, photos: Sequence[bytes], logs: Path
 ) -> dict[str, Any]:
     if name == "triton" and not args.triton_python.is_file():
-        return {"status": "skipped", "reason": "run scripts/triton_venv.sh"}
+        return {"status": "skipped", "reason": "run make triton"}
     server: ServerProcess | None = None
     row: dict[str, Any] = {"status": "ok"}
     if name == "service" and args.url:

@@ -2,9 +2,9 @@
 
 Runs ``python -m loadtest.bench --quick`` for real (raw onnxruntime at batch sizes 1 and 2, the
 service and the naive server started as subprocesses, concurrency 1 and 4, 2-second cells).
-Triton is left out here (its venv is optional); ``test_triton_peer`` runs it where
-``scripts/triton_venv.sh`` has been run. The figures themselves are not judged: on a shared
-2-core box they vary too much for a timed test.
+Triton is left out here (it has its own venv); ``test_triton_peer`` runs it where ``make
+triton`` has been run (``make test`` runs it). The figures themselves are not judged: on a
+shared 2-core box they vary too much for a timed test.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
 @pytest.mark.integration
 @needs_model
 @pytest.mark.skipif(
-    not (TRITON_VENV / "bin" / "python").is_file(), reason="no .venv-triton: scripts/triton_venv.sh"
+    not (TRITON_VENV / "bin" / "python").is_file(), reason="no .venv-triton: make triton"
 )
 def test_triton_peer(tmp_path: Path) -> None:
     _, report = run_bench(tmp_path, "--peers", "triton", "--batch-sizes", "1", "--concurrency", "4")
