@@ -35,9 +35,10 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from service.app import SERVE_ENVIRONMENT, serve_config
+from service.app import serve_config
 from service.auth import ApiKey, KeyRing, hash_key
 from service.cli import CONFIG_HEADER
+from service.rayenv import SERVE_ENVIRONMENT
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

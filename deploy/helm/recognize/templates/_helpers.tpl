@@ -256,8 +256,8 @@ a serveConfigV2 change updates the Serve application in place, an env change mak
   value: /tmp
 - name: RAY_USAGE_STATS_ENABLED
   value: "0"
-# Ray Serve's throughput profile, as `recognize serve` runs it (service.app.SERVE_ENVIRONMENT):
-# gRPC between deployments and from the proxies, instead of Ray's object store for every
+# Ray Serve's throughput profile, as `recognize serve` runs it (service/rayenv.py): gRPC
+# between deployments and from the proxies, instead of Ray's object store for every
 # request's image. Every Ray process reads it at start, so it is set on every pod.
 - name: RAY_SERVE_THROUGHPUT_OPTIMIZED
   value: "1"
