@@ -246,6 +246,11 @@ def _http_process(args: tuple[str, int, float, float, list[bytes]]) -> list[Samp
 async def _handle_load(
     concurrency: int, start_at: float, seconds: float, size: int
 ) -> list[Sample]:
+    from service.rayenv import SERVE_ENVIRONMENT
+
+    # Before Ray Serve is imported: its handles then call the Classifier by gRPC, as the
+    # service's Ingress does (run L's handle cells went through Ray's object store).
+    os.environ.update(SERVE_ENVIRONMENT)
     import ray
     from ray import serve
     from ray._private import ray_constants
