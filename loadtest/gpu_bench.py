@@ -370,7 +370,7 @@ def process_memories(root: int) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["rss_mb"])
 
 
-def service_env(args: argparse.Namespace) -> dict[str, str]:
+def service_env(args: argparse.Namespace, replicas: int) -> dict[str, str]:
     cuda = args.provider.startswith("CUDA")
     # Few batch shapes on the GPU, each on its own session: a session re-plans its cuDNN
     # convolutions at every shape change (5-8 s on the H100, loadtest/RESULTS.md run K), so
@@ -381,8 +381,8 @@ def service_env(args: argparse.Namespace) -> dict[str, str]:
     return {
         "RECOGNIZE_AUTH_DISABLED": "true",  # a local benchmark
         "RECOGNIZE_PROVIDERS": json.dumps([args.provider]),
-        "RECOGNIZE_CLASSIFIER_REPLICAS": str(args.classifier_replicas),
-        "RECOGNIZE_CLASSIFIER_NUM_GPUS": f"{1 / args.classifier_replicas:.4f}" if cuda else "0",
+        "RECOGNIZE_CLASSIFIER_REPLICAS": str(replicas),
+        "RECOGNIZE_CLASSIFIER_NUM_GPUS": f"{1 / replicas:.4f}" if cuda else "0",
         "RECOGNIZE_CLASSIFIER_NUM_CPUS": "1",
         "RECOGNIZE_INTRA_OP_THREADS": "2",
         "RECOGNIZE_MAX_BATCH_SIZE": str(args.max_batch_size),
@@ -404,7 +404,7 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"model: {args.arch}@{args.size}; fp16 parity max|diff| = "
         f"{result['export_fp16'].get('max_abs_diff')}",
         "",
-        "raw onnxruntime CUDA fp16 (service session options, uint8 host input)",
+        f"raw onnxruntime fp16 on {args.provider} (service session options, uint8 host input)",
         "batch  img/s   ms/batch  first run s",
     ]
     lines += [
@@ -418,16 +418,25 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> str:
             "raw fp32: "
             + ", ".join(f"b={r['batch']}: {r['images_per_s']} img/s" for r in result["raw_fp32"]),
         ]
-    gpu_procs = ", ".join(f"{p['used_mib']} MiB (pid {p['pid']})" for p in result["gpu_processes"])
-    lines += [
-        "",
-        f"service: cold start {result['service_cold_start_s']} s; GPU memory "
-        f"{result['service_gpu_memory_mib']} MiB in all, per process: {gpu_procs or 'n/a'}",
-        f"service memory: {result['service_memory']}",
+    for run in result["services"]:
+        lines += ["", *_service_lines(run)]
+    return "\n".join(lines)
+
+
+def _service_lines(run: dict[str, Any]) -> list[str]:
+    """The table of one service run (one classifier replica count)."""
+    if "error" in run:
+        return [f"service, {run['classifier_replicas']} classifier replica(s): {run['error']}"]
+    gpu_procs = ", ".join(f"{p['used_mib']} MiB (pid {p['pid']})" for p in run["gpu_processes"])
+    lines = [
+        f"service, {run['classifier_replicas']} classifier replica(s): cold start "
+        f"{run['cold_start_s']} s; GPU memory {run['gpu_memory_mib']} MiB in all, per process: "
+        f"{gpu_procs or 'n/a'}",
+        f"service memory: {run.get('memory')}",
         "kind    conc  req/s    p50 ms  p99 ms  batch  decode  queue  CPU busy  svc CPU  GPU %"
         "  raw@batch   ratio  errors",
     ]
-    for r in result["service"]:
+    for r in run["rows"]:
         if "mean_batch" not in r:
             lines.append(f"{r['kind']:<6}  {r['concurrency']:>4}  failed: {r}")
             continue
@@ -439,7 +448,63 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> str:
             f"{r.get('service_cores_busy', '-'):>7}  {r.get('gpu_util_pct', '-'):>5}  "
             f"{raw['images_per_s']:>6}@{raw['batch']:<3}  {r['ratio_vs_raw']:>5}  {r['errors']}"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def service_run(
+    args: argparse.Namespace,
+    run: dict[str, Any],
+    model: Path,
+    images: list[bytes],
+    raw_by_batch: dict[int, float],
+    save: Any,
+) -> None:
+    """Start the service with ``run["classifier_replicas"]`` classifier replicas, measure every
+    cell, stop it; the figures go into ``run`` as they come (``save`` writes them out)."""
+    replicas = run["classifier_replicas"]
+    port = free_port()
+    env = service_env(args, replicas)
+    run |= {"env": env, "rows": []}
+    memory_before = gpu_memory_used_mib()
+    server = start_server(
+        "service",
+        [sys.executable, "-m", "service.cli", "serve"],
+        port=port,
+        ready_path="/readyz",
+        log=args.out / f"service-{replicas}.log",
+        cwd=REPO,
+        timeout_s=400,
+        env={
+            **env,
+            "RECOGNIZE_PORT": str(port),
+            "RECOGNIZE_METRICS_PORT": str(free_port()),
+            "RECOGNIZE_MODEL_PATH": str(model),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        },
+    )
+    try:
+        run["cold_start_s"] = round(server.cold_start_s, 1)
+        memory_after = gpu_memory_used_mib()
+        run["gpu_memory_mib"] = (
+            memory_after - memory_before if memory_before is not None and memory_after else None
+        )
+        run["gpu_processes"] = gpu_processes()
+        url = f"http://127.0.0.1:{port}/recognize"
+        cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
+        cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
+        for kind, c in cells:
+            job: Any = (url, images) if kind == "http" else args.size
+            try:
+                row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
+            except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
+                row = {"kind": kind, "concurrency": c, "error": repr(exc)}
+            print(f"{replicas} replica(s), {kind} c={c}: {row}", flush=True)
+            run["rows"].append(with_ratio(row, raw_by_batch))
+            save()
+        run["memory"] = tree_memory(server.pid).as_dict()
+        run["processes"] = process_memories(server.pid)
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,9 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingress-replicas", type=int, default=6)
     parser.add_argument(
         "--classifier-replicas",
-        type=int,
-        default=1,
-        help="classifier replicas sharing the GPU (each gets 1/N of it and its own sessions)",
+        default="1",
+        help="classifier replicas sharing the GPU (each gets 1/N of it and its own sessions); "
+        "a list such as 1,2 runs the service once per count, the same cells each time",
     )
     parser.add_argument("--load-processes", type=int, default=4)
     parser.add_argument(
@@ -498,53 +563,16 @@ def main(argv: list[str] | None = None) -> int:
         save()
     raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
 
-    port = free_port()
-    env = service_env(args)
-    result["service_env"] = env
-    memory_before = gpu_memory_used_mib()
-    server = start_server(
-        "service",
-        [sys.executable, "-m", "service.cli", "serve"],
-        port=port,
-        ready_path="/readyz",
-        log=args.out / "service.log",
-        cwd=REPO,
-        timeout_s=400,
-        env={
-            **env,
-            "RECOGNIZE_PORT": str(port),
-            "RECOGNIZE_METRICS_PORT": str(free_port()),
-            "RECOGNIZE_MODEL_PATH": str(fp16),
-            "RAY_USAGE_STATS_ENABLED": "0",
-        },
-    )
-    result["service_cold_start_s"] = round(server.cold_start_s, 1)
-    memory_after = gpu_memory_used_mib()
-    result["service_gpu_memory_mib"] = (
-        memory_after - memory_before if memory_before is not None and memory_after else None
-    )
-    result["gpu_processes"] = gpu_processes()
-    result["service"] = []
-    url = f"http://127.0.0.1:{port}/recognize"
     images = photos(48)
-    cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
-    cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
-    try:
-        for kind, c in cells:
-            job: Any = (url, images) if kind == "http" else args.size
-            try:
-                row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
-            except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
-                row = {"kind": kind, "concurrency": c, "error": repr(exc)}
-            print(f"{kind} c={c}: {row}", flush=True)
-            result["service"].append(with_ratio(row, raw_by_batch))
-            save()
-        memory = tree_memory(server.pid)
-        result["service_memory"] = memory.as_dict()
-        result["service_processes"] = process_memories(server.pid)
+    result["services"] = []
+    for replicas in [int(n) for n in args.classifier_replicas.split(",") if n]:
+        run: dict[str, Any] = {"classifier_replicas": replicas}
+        result["services"].append(run)
+        try:
+            service_run(args, run, fp16, images, raw_by_batch, save)
+        except Exception as exc:  # noqa: BLE001 - keep the other runs' figures
+            run["error"] = repr(exc)
         save()
-    finally:
-        server.stop()
     text = table(result, args)
     print(text)
     (args.out / "gpu_bench.txt").write_text(text + "\n")

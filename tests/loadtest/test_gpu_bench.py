@@ -5,8 +5,8 @@ there costs scarce device minutes. Here its own ``--provider CPUExecutionProvide
 stands in for the GPU (the only fake: no GPU can run here); everything else is what the device
 run does: the fp16 export with its parity check, raw onnxruntime per batch size, the service
 in the cluster's layout (proxy, Ingress, Classifier with batch buckets), HTTP cells from load
-processes and Classifier-handle cells from Ray drivers. Figures are not judged, only that
-every step produced them without errors.
+processes and Classifier-handle cells from Ray drivers, once per classifier replica count.
+Figures are not judged, only that every step produced them without errors.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_gpu_bench_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
         "--provider", "CPUExecutionProvider", "--arch", "convnext_tiny", "--size", "64",
         "--batches", "1,2", "--max-batch-size", "2", "--concurrency", "2",
         "--handle-concurrency", "4", "--seconds", "2", "--ingress-replicas", "1",
-        "--load-processes", "1",
+        "--load-processes", "1", "--classifier-replicas", "1,2",
     ]  # fmt: skip
     # Ingress and Classifier each ask for a whole CPU; CI has 2 cores and Ray's own need some.
     env = {**os.environ, "RECOGNIZE_RAY_NUM_CPUS": "4"}
@@ -42,15 +42,25 @@ def test_gpu_bench_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
     assert result["export_fp16"]["max_abs_diff"] < 5e-2  # the export's fp16 parity check
     assert [r["batch"] for r in result["raw_fp16"]] == [1, 2]
     assert all(r["images_per_s"] > 0 for r in result["raw_fp16"])
-    assert result["service_cold_start_s"] > 0
-    rows = {(r["kind"], r["concurrency"]): r for r in result["service"]}
-    assert set(rows) == {("http", 2), ("handle", 4)}
-    for key, row in rows.items():
-        assert "error" not in row, (key, row)
-        assert row["ok"] > 0 and not row["errors"], (key, row)
-        assert 1 <= row["mean_batch"] <= 2, (key, row)
-    assert rows[("http", 2)]["decode_ms_mean"] > 0  # the ingress decoded the JPEGs
-    assert result["service_memory"]["rss_mb"] > 0
-    assert "handle" in (out / "gpu_bench.txt").read_text()
-    # In this layout too the Ingress calls the Classifier by gRPC.
-    assert "calls to the Classifier go by gRPC" in (out / "service.log").read_text()
+    assert [run["classifier_replicas"] for run in result["services"]] == [1, 2]
+    for run in result["services"]:
+        replicas = run["classifier_replicas"]
+        assert "error" not in run, run
+        assert run["cold_start_s"] > 0
+        assert run["env"]["RECOGNIZE_CLASSIFIER_REPLICAS"] == str(replicas)
+        rows = {(r["kind"], r["concurrency"]): r for r in run["rows"]}
+        assert set(rows) == {("http", 2), ("handle", 4)}
+        for key, row in rows.items():
+            assert "error" not in row, (replicas, key, row)
+            assert row["ok"] > 0 and not row["errors"], (replicas, key, row)
+            assert 1 <= row["mean_batch"] <= 2, (replicas, key, row)
+        assert rows[("http", 2)]["decode_ms_mean"] > 0  # the ingress decoded the JPEGs
+        assert run["memory"]["rss_mb"] > 0
+        classifiers = [p for p in run["processes"] if "recognize:Classifier" in p["name"]]
+        assert len(classifiers) == replicas, run["processes"]
+        # In this layout too the Ingress calls the Classifier by gRPC.
+        log = (out / f"service-{replicas}.log").read_text()
+        assert "calls to the Classifier go by gRPC" in log
+    table = (out / "gpu_bench.txt").read_text()
+    assert "service, 1 classifier replica(s)" in table
+    assert "service, 2 classifier replica(s)" in table
