@@ -2,8 +2,11 @@
 as the last one is answered, for a bounded time and a bounded number of requests.
 
 Request bodies are encoded once, before the clock starts (multipart forms for the service and
-the naive server, KServe v2 binary tensors for Triton), so the generator spends its CPU on
-sending, not on encoding: it shares the machine with the server it measures.
+the naive server, KServe v2 binary tensors for Triton), and each client sends them over its own
+keep-alive HTTP/1.1 connection with a minimal client (``HttpConnection``): the generator shares
+the machine with the server it measures, and httpx's own CPU (1.3-2.0 core-ms per request on
+2 cores, ~3 % of the machine at the CPU service's rate) came off every server's figures. This
+client takes ~0.1 core-ms per request (loadtest/RESULTS.md).
 
 Throughput counts the answers that arrive inside the measured window; latency percentiles cover
 the requests sent inside it. The window opens after a warm-up that lasts until every client has
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +32,7 @@ import httpx
 from loadtest._stats import percentile
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+REQUEST_TIMEOUT_S = 120.0
 
 
 def require_loopback(url: str) -> None:
@@ -50,15 +56,88 @@ class Target:
     base_url: str
     path: str
     payloads: Sequence[Payload]
-    read_batch_size: Callable[[httpx.Response], int]
+    read_batch_size: Callable[[bytes], int]  # from a 200 answer's body
     request_id_header: bool = False
 
-    def send(self, client: httpx.AsyncClient, n: int) -> Any:
+    @cached_property
+    def address(self) -> tuple[str, int]:
+        parts = urlsplit(self.base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise SystemExit(f"the load generator speaks plain HTTP only, not {self.base_url}")
+        return parts.hostname, parts.port or 80
+
+    def request(self, n: int) -> tuple[bytes, bytes]:
+        """Head and body of the n-th request."""
         payload = self.payloads[n % len(self.payloads)]
-        headers = payload.headers
+        host, port = self.address
+        lines = [
+            f"POST {self.path} HTTP/1.1",
+            f"Host: {f'[{host}]' if ':' in host else host}:{port}",
+            f"Content-Length: {len(payload.body)}",
+            *(f"{name}: {value}" for name, value in payload.headers.items()),
+        ]
         if self.request_id_header:
-            headers = {**headers, "X-Request-ID": f"bench-{n}"}
-        return client.post(self.path, content=payload.body, headers=headers)
+            lines.append(f"X-Request-ID: bench-{n}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), payload.body
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection that sends ready-made requests and reads answers
+    framed by Content-Length, chunked, or the server closing; it reconnects when the server
+    closed the connection or an exchange failed."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._address = (host, port)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        """(status, body) of one request."""
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(*self._address)
+        try:
+            self._writer.writelines((head, body))
+            status, answer, keep_alive = await read_answer(self._reader)
+        except BaseException:
+            self.close()
+            raise
+        if not keep_alive:
+            self.close()
+        return status, answer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, whether the connection stays open) of one HTTP/1.x answer."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+    version, status = status_line.split(" ", 2)[:2]
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = await _read_chunks(reader)
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    else:  # the body lasts until the server closes
+        body, keep_alive = await reader.read(), False
+    return int(status), body, keep_alive
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)  # the chunk's CRLF
+    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the empty line
+        pass
+    return b"".join(chunks)
 
 
 def multipart_payloads(images: Sequence[bytes], vin: str) -> list[Payload]:
@@ -118,15 +197,15 @@ def kserve_payloads(images: Sequence[bytes], vin: str) -> list[Payload]:
     return payloads
 
 
-def batch_size_from_json(response: httpx.Response) -> int:
-    body = response.json()
-    if "verdict" not in body:
-        raise ValueError(f"no verdict in {str(body)[:200]}")
-    return int(body.get("batch_size") or 1)
+def batch_size_from_json(body: bytes) -> int:
+    answer = json.loads(body)
+    if "verdict" not in answer:
+        raise ValueError(f"no verdict in {str(answer)[:200]}")
+    return int(answer.get("batch_size") or 1)
 
 
-def batch_size_from_kserve(response: httpx.Response) -> int:
-    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+def batch_size_from_kserve(body: bytes) -> int:
+    outputs = {o["name"]: o["data"] for o in json.loads(body)["outputs"]}
     if not outputs.get("verdict"):
         raise ValueError(f"no verdict in {outputs}")
     return int(outputs["batch_size"][0])
@@ -143,6 +222,8 @@ class CellResult:
     batch_sizes: list[int] = field(default_factory=list)
     first_error: str | None = None
     warmup_s: float | None = None  # how long the warm-up lasted; None: the window never opened
+    sent: int = 0  # every request, warm-up included
+    generator_cpu_s: float = 0.0  # this process's CPU over the whole cell, warm-up included
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
@@ -162,6 +243,10 @@ class CellResult:
                 else None
             ),
             "first_error": self.first_error,
+            # The load generator shares the machine with the server it measures.
+            "generator_cpu_ms_per_request": (
+                round(1000 * self.generator_cpu_s / self.sent, 2) if self.sent else None
+            ),
         }
 
 
@@ -200,17 +285,15 @@ async def _run_cell(
     max_warmup_s: float,
 ) -> CellResult:
     result = CellResult(concurrency, duration_s)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(120.0, connect=10.0)
+    host, port = target.address
     sent = 0
-    async with httpx.AsyncClient(
-        base_url=target.base_url, limits=limits, timeout=timeout
-    ) as client:
-        window = _Window(concurrency, warmup_s, duration_s, max_warmup_s)
+    window = _Window(concurrency, warmup_s, duration_s, max_warmup_s)
 
-        async def one_client() -> None:
-            nonlocal sent
-            first = True
+    async def one_client() -> None:
+        nonlocal sent
+        connection = HttpConnection(host, port)
+        first = True
+        try:
             while True:
                 started = time.perf_counter()
                 window.tick(started)
@@ -220,12 +303,21 @@ async def _run_cell(
                 error = None
                 batch = 0
                 try:
-                    response = await target.send(client, n)
-                    if response.status_code != 200:
-                        error = f"HTTP {response.status_code}: {response.text[:200]}"
+                    status, body = await asyncio.wait_for(
+                        connection.exchange(*target.request(n)), REQUEST_TIMEOUT_S
+                    )
+                    if status != 200:
+                        error = f"HTTP {status}: {body[:200].decode(errors='replace')}"
                     else:
-                        batch = target.read_batch_size(response)
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                        batch = target.read_batch_size(body)
+                except (
+                    OSError,  # refused, reset
+                    TimeoutError,
+                    asyncio.IncompleteReadError,  # closed in the middle of an answer
+                    asyncio.LimitOverrunError,  # an answer's head over 64 KiB
+                    ValueError,  # unreadable answer
+                    KeyError,
+                ) as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 ended = time.perf_counter()
                 if first:
@@ -243,10 +335,13 @@ async def _run_cell(
                 if in_window:
                     result.latencies_ms.append((ended - started) * 1000)
                     result.batch_sizes.append(batch)
+        finally:
+            connection.close()
 
-        await asyncio.gather(*(one_client() for _ in range(concurrency)))
-        if window.start != float("inf"):
-            result.warmup_s = window.start - window.begin
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    result.sent = sent
+    if window.start != float("inf"):
+        result.warmup_s = window.start - window.begin
     return result
 
 
@@ -262,6 +357,10 @@ def run_cell(
     """Load ``target`` with ``concurrency`` clients: warm-up, then a measured window. Bounded:
     the warm-up lasts at most ``max_warmup_s``, no request starts after the window, and at
     most ``max_requests`` are sent."""
-    return asyncio.run(
+    before = os.times()
+    result = asyncio.run(
         _run_cell(target, concurrency, warmup_s, duration_s, max_requests, max_warmup_s)
     )
+    after = os.times()
+    result.generator_cpu_s = (after.user + after.system) - (before.user + before.system)
+    return result

@@ -585,7 +585,7 @@ def print_report(report: dict[str, Any]) -> None:
     out += [
         "",
         f"{'conc':>4} {'server':<8} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'batch':>6} {'errors':>6}",
+        f"{'batch':>6} {'errors':>6} {'client ms':>9}",
     ]
     for c in report["concurrency"]:
         for name in PEERS:
@@ -595,7 +595,8 @@ def print_report(report: dict[str, Any]) -> None:
             out.append(
                 f"{c:>4} {name:<8} {cell['throughput_rps']:>8.2f} {_fmt(cell['p50_ms']):>8} "
                 f"{_fmt(cell['p90_ms']):>8} {_fmt(cell['p99_ms']):>8} "
-                f"{_fmt(cell['mean_batch'], '.2f'):>6} {cell['errors']:>6}"
+                f"{_fmt(cell['mean_batch'], '.2f'):>6} {cell['errors']:>6} "
+                f"{_fmt(cell.get('generator_cpu_ms_per_request'), '.2f'):>9}"
             )
     out += [
         "",
