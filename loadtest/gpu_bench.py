@@ -244,7 +244,7 @@ def _http_process(args: tuple[str, int, float, float, list[bytes]]) -> list[Samp
 
 
 async def _handle_load(
-    concurrency: int, start_at: float, seconds: float, size: int
+    concurrency: int, start_at: float, seconds: float, size: int, gcs_address: str
 ) -> list[Sample]:
     from service.rayenv import SERVE_ENVIRONMENT
 
@@ -260,7 +260,8 @@ async def _handle_load(
     # The service's node is on loopback (service/app.py); as there, keep Ray from swapping
     # 127.0.0.1 for the machine's interface address.
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(address="auto", _node_ip_address="127.0.0.1", log_to_driver=False)
+    # The service's own cluster by its address: "auto" takes the newest on the machine.
+    ray.init(address=gcs_address, _node_ip_address="127.0.0.1", log_to_driver=False)
     handle = serve.get_deployment_handle("Classifier", app_name=APP_NAME)
     rng = np.random.default_rng(concurrency)
     images = [rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(8)]
@@ -284,8 +285,22 @@ async def _handle_load(
     return results
 
 
-def _handle_process(args: tuple[int, float, float, int]) -> list[Sample]:
+def _handle_process(args: tuple[int, float, float, int, str]) -> list[Sample]:
     return asyncio.run(_handle_load(*args))
+
+
+def gcs_address(service_pid: int) -> str:
+    """The GCS address of the Ray cluster the service started, from its raylet's arguments."""
+    for pid in process_tree(service_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("/raylet"):
+            for arg in argv:
+                if arg.startswith("--gcs-address="):
+                    return arg.split("=", 1)[1]
+    raise RuntimeError(f"no raylet with a --gcs-address under process {service_pid}")
 
 
 def _shares(concurrency: int, processes: int) -> list[int]:
@@ -317,7 +332,8 @@ def measure(
     kind: str, concurrency: int, seconds: float, processes: int, job: Any, service_pid: int
 ) -> dict[str, Any]:
     """One cell. kind "http": ``job`` is (url, images), JPEG uploads over HTTP; kind "handle":
-    ``job`` is the model's input size, uint8 arrays straight to the Classifier deployment."""
+    ``job`` is (the model's input size, the service's GCS address), uint8 arrays straight to
+    the Classifier deployment."""
     shares = _shares(concurrency, processes)
     # Every load process starts and stops at the same wall-clock times (a Ray driver takes a
     # few seconds to connect), so the rate is over one common window.
@@ -327,7 +343,8 @@ def measure(
         target: Any = _http_process
         jobs: list[Any] = [(url, c, start_at, seconds, images) for c in shares]
     else:
-        target, jobs = _handle_process, [(c, start_at, seconds, job) for c in shares]
+        size, address = job
+        target, jobs = _handle_process, [(c, start_at, seconds, size, address) for c in shares]
     usage = Usage(service_pid)
     with mp.get_context("spawn").Pool(len(shares)) as pool:
         pending = pool.map_async(target, jobs)
@@ -493,7 +510,7 @@ def service_run(
         cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
         cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
         for kind, c in cells:
-            job: Any = (url, images) if kind == "http" else args.size
+            job: Any = (url, images) if kind == "http" else (args.size, gcs_address(server.pid))
             try:
                 row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
             except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
