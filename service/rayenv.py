@@ -39,3 +39,8 @@ def set_ray_environment() -> None:
     # from 3.4-3.6 % to 2.2 % on 2 cores (time to ready unchanged, 8-9 s); a dead replica is then
     # noticed up to 0.4 s later.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5")
+    # A local cluster has one GCS, on this machine: once it is gone, so is the service. When
+    # every process gets SIGTERM at once (systemd's default KillMode, `timeout`, a process
+    # group's kill), the driver's shutdown waited Ray's default 60 s for the GCS to come back
+    # and then died on a fatal error (61 s); it now gives up after 5 s.
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "5")

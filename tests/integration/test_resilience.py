@@ -265,6 +265,41 @@ def test_corrupt_model_fails_start_up_with_a_clear_error(tmp_path: Path) -> None
     print(f"\ncorrupt model: start-up failed cleanly after {time.perf_counter() - started:.1f} s")
 
 
+def _process_group(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        # Field 5 is the process group; the command name before it may hold spaces.
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def test_sigterm_to_the_whole_process_group_stops_it_within_seconds(tmp_path: Path) -> None:
+    """What systemd's default KillMode, `timeout` and process-group kills do: every process of
+    the service, Ray's GCS included, gets SIGTERM at once. The driver's shutdown then cannot
+    reach the GCS; with Ray's default it waited 60 s for it (61 s measured)."""
+    running = start_service({}, tmp_path / "serve.log")
+    group = running.process.pid  # start_service makes it a process group leader
+    assert len(_process_group(group)) > 3  # the driver and Ray's own processes
+    started = time.perf_counter()
+    os.killpg(group, signal.SIGTERM)
+    try:
+        running.process.wait(timeout=45)
+    finally:
+        stop_service(running.process)
+    took = time.perf_counter() - started
+    assert took < 20, f"stopping took {took:.1f} s"
+    deadline = time.monotonic() + 10
+    while _process_group(group) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _process_group(group), "processes of the service outlived it"
+    print(f"\nSIGTERM to the process group: stopped after {took:.1f} s")
+
+
 def test_sigterm_drains_requests_in_flight_then_exits(tmp_path: Path) -> None:
     running = start_service({}, tmp_path / "serve.log")
     image = f.jpeg(1200, 1800)  # big enough to still be in progress when the signal lands
