@@ -6,7 +6,7 @@ the naive server, KServe v2 binary tensors for Triton), and each client sends th
 keep-alive HTTP/1.1 connection with a minimal client (``HttpConnection``): the generator shares
 the machine with the server it measures, and httpx's own CPU (1.3-2.0 core-ms per request on
 2 cores, ~3 % of the machine at the CPU service's rate) came off every server's figures. This
-client takes ~0.1 core-ms per request (loadtest/RESULTS.md).
+client takes 0.1-0.4 (loadtest/RESULTS.md, runs Q-T).
 
 Throughput counts the answers that arrive inside the measured window; latency percentiles cover
 the requests sent inside it. The window opens after a warm-up that lasts until every client has
