@@ -289,13 +289,18 @@ def _handle_process(args: tuple[int, float, float, int, str]) -> list[Sample]:
     return asyncio.run(_handle_load(*args))
 
 
+def _argv(pid: int) -> list[str] | None:
+    """A process's command line, or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+
+
 def gcs_address(service_pid: int) -> str:
     """The GCS address of the Ray cluster the service started, from its raylet's arguments."""
     for pid in process_tree(service_pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-        except OSError:
-            continue
+        argv = _argv(pid)
         if argv and argv[0].endswith("/raylet"):
             for arg in argv:
                 if arg.startswith("--gcs-address="):
@@ -370,16 +375,12 @@ def process_memories(root: int) -> list[dict[str, Any]]:
     """RSS/PSS of each of the service's processes over 100 MB, named by their command line."""
     rows = []
     for pid in process_tree(root):
-        memory = process_memory(pid)
-        try:
-            name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if memory is not None and memory[0] >= 100 * 1024:
+        memory, argv = process_memory(pid), _argv(pid)
+        if memory is not None and argv is not None and memory[0] >= 100 * 1024:
             rows.append(
                 {
                     "pid": pid,
-                    "name": name.strip()[:70],
+                    "name": " ".join(argv).strip()[:70],
                     "rss_mb": memory[0] // 1024,
                     "pss_mb": memory[1] // 1024,
                 }
@@ -507,10 +508,11 @@ def service_run(
         )
         run["gpu_processes"] = gpu_processes()
         url = f"http://127.0.0.1:{port}/recognize"
+        address = gcs_address(server.pid)  # where the handle drivers join
         cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
         cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
         for kind, c in cells:
-            job: Any = (url, images) if kind == "http" else (args.size, gcs_address(server.pid))
+            job: Any = (url, images) if kind == "http" else (args.size, address)
             try:
                 row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
             except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
