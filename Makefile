@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install everything
 
-$(DEMO_MODEL): $(STAMP) models/taxonomy/taxonomy.yaml
-	$(PY) -m models.export --arch convnext_tiny --demo --seed 0 --out $(DEMO_MODEL)
+$(DEMO_MODEL): $(STAMP) service/core/data/taxonomy.yaml
+	$(VENV)/bin/recognize export --arch convnext_tiny --demo --seed 0 --out $(DEMO_MODEL)
 
 model: $(DEMO_MODEL) ## build the demo model (ConvNeXt-Tiny @224, seeded weights)
 

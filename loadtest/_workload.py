@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageDraw
 
-from service.errors import InvalidVIN
-from service.vin import check_digit, decode_vin, load_vin_rules
+from service.core.errors import InvalidVIN
+from service.core.vin import check_digit, decode_vin, load_vin_rules
 
 DEALER_SIZE = (460, 706)  # mean width x height of the thesis's photos
 PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo, stored landscape

@@ -2,14 +2,15 @@
 
 Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same C-Class VIN:
 
-1. raw   onnxruntime in this process through ``service.classifier.build_session`` at each batch
-         size: images/s and latency per ``session.run`` call; the best is the box's ceiling;
+1. raw   onnxruntime in this process through ``service.inference.session.build_session`` at
+         each batch size: images/s and latency per ``session.run`` call; the best is the box's
+         ceiling;
 2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency;
 3. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
 4. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
             run from ``.venv-triton``; skipped when ``make triton`` has not been run).
 
-Every server decodes and resizes the uploaded JPEG with ``service.imaging.prepare_image``,
+Every server decodes and resizes the uploaded JPEG with ``service.core.imaging.prepare_image``,
 decodes the VIN and computes the verdict; every onnxruntime session has the service's options
 (thread spinning off). Servers run one at a time, each started as a subprocess on a free
 127.0.0.1 port: cold start (spawn to ready), RSS/PSS of its whole process tree and its idle CPU
@@ -105,7 +106,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         type=Path,
-        default=settings.resolved_model_path,
+        default=settings.model_path,
         help=f"ONNX model (default RECOGNIZE_MODEL_PATH, {settings.model_path})",
     )
     parser.add_argument(
@@ -197,9 +198,9 @@ def bench_raw(
     """images/s and per-call latency of session.run at each batch size, in this process."""
     import numpy as np
 
-    from service.classifier import ClassifierConfig, build_session
-    from service.imaging import Limits, prepare_image
-    from service.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.core.imaging import Limits, prepare_image
+    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.inference.classifier import ClassifierConfig, build_session
 
     session, metadata = build_session(
         ClassifierConfig(model_path=str(model), intra_op_threads=intra_op_threads)
@@ -259,8 +260,8 @@ def bench_raw_parallel(model: Path, image: Any, duration_s: float) -> dict[str, 
 
     import numpy as np
 
-    from service.classifier import ClassifierConfig, build_session
-    from service.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.inference.classifier import ClassifierConfig, build_session
 
     streams = session_threads(0)
     sessions = [
@@ -297,7 +298,7 @@ def bench_raw_parallel(model: Path, image: Any, duration_s: float) -> dict[str, 
 
 
 def session_threads(requested: int) -> int:
-    from service.settings import intra_op_threads_for
+    from service.inference.session import intra_op_threads_for
 
     return intra_op_threads_for(requested)
 

@@ -2,7 +2,7 @@
 
 Run by ``loadtest/gpu_bench.sh`` on a machine with an NVIDIA GPU and onnxruntime-gpu:
 
-1. exports ConvNeXt-B @300 (seeded weights) as fp16 with ``models/export.py``, which checks its
+1. exports ConvNeXt-B @300 (seeded weights) as fp16 with ``recognize export``, which checks its
    parity against the fp32 torch model (``--fp32`` adds an fp32 export and its raw figures);
 2. raw onnxruntime CUDA, through the service's own ``build_session``: images/s per batch size,
    uint8 input from host memory (what the classifier replica does);
@@ -137,8 +137,9 @@ class Usage:
 def export(arch: str, size: int, fp16: bool, out_dir: Path) -> dict[str, Any]:
     out = out_dir / f"{arch}_{size}_{'fp16' if fp16 else 'fp32'}.onnx"
     report = out.with_suffix(".json")
-    cmd = [sys.executable, "-m", "models.export", "--arch", arch, "--input-size", str(size),
-           "--demo", "--seed", "0", "--out", str(out), "--report", str(report)]  # fmt: skip
+    cmd = [sys.executable, "-m", "service.modeltools.export", "--arch", arch,
+           "--input-size", str(size), "--demo", "--seed", "0",
+           "--out", str(out), "--report", str(report)]  # fmt: skip
     if fp16:
         cmd.append("--fp16")
     started = time.perf_counter()
@@ -153,8 +154,8 @@ def raw_throughput(
     model: Path, batch_sizes: list[int], seconds: float, provider: str
 ) -> list[dict[str, Any]]:
     """images/s of the service's own session (CUDA EP, HEURISTIC conv search) per batch size."""
-    from service.classifier import ClassifierConfig, build_session
-    from service.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
+    from service.inference.classifier import ClassifierConfig, build_session
 
     session, meta = build_session(ClassifierConfig(model_path=str(model), providers=(provider,)))
     assert session.get_providers()[0] == provider, session.get_providers()

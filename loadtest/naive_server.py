@@ -3,8 +3,9 @@
 FastAPI + uvicorn + onnxruntime in one process, one inference at a time: a synchronous endpoint
 (FastAPI runs it in its thread pool, so decoding overlaps) and a lock around ``session.run`` (one
 batch-of-one inference at a time). The work per request is the service's: the same multipart
-form, ``service.imaging.prepare_image``, ``service.vin.decode_vin`` and ``service.verdict.decide``
-on the same model with the same session options (``loadtest/_model.py``).
+form, ``service.core.imaging.prepare_image``, ``service.core.vin.decode_vin`` and
+``service.core.verdict.decide`` on the same model with the same session options
+(``service.inference.predictor``).
 
     python -m loadtest.naive_server --port 8100 [--model PATH]
 
@@ -23,14 +24,14 @@ import uvicorn
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from loadtest._model import PeerModel
-from service.errors import RecognizeError
+from service.core.errors import RecognizeError
+from service.core.vin import decode_vin
+from service.inference.predictor import Predictor
 from service.settings import Settings
-from service.vin import decode_vin
 
 
 def build_app(model_path: str, intra_op_threads: int = 0) -> FastAPI:
-    model = PeerModel.open(model_path, intra_op_threads)
+    model = Predictor.open(model_path, intra_op_threads)
     model.warm_up([1])
     one_at_a_time = threading.Lock()
     app = FastAPI(title="naive Recognize peer")
@@ -52,8 +53,13 @@ def build_app(model_path: str, intra_op_threads: int = 0) -> FastAPI:
         array = model.prepare(data)
         with one_at_a_time:
             logits = model.run(array[np.newaxis])
+        decision = model.decide(logits[0], decoded_vin)
         return {
-            **model.verdict(logits[0], decoded_vin),
+            "verdict": decision.verdict.value,
+            "reasons": decision.reasons,
+            "label": decision.top.label,
+            "confidence": decision.top.probability,
+            "parent_probability": decision.parent_probability,
             "expected_parent": decoded_vin.expected_parent,
             "batch_size": 1,
         }

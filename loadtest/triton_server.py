@@ -2,11 +2,11 @@
 
 NVIDIA Triton Inference Server (inside the ``nvidia-pytriton`` wheel) with its dynamic batcher in
 front of a Python function that does the service's work per batch: decode and resize each photo
-(``service.imaging.prepare_image``, in a small thread pool: Pillow releases the GIL), decode each
-VIN (``service.vin.decode_vin``), one onnxruntime call for the whole batch with the service's
-session options, and the verdict (``service.verdict.decide``). The client sends the JPEG bytes and
-the VIN as KServe v2 BYTES tensors (binary extension); the server does everything else, as the
-service does.
+(``service.core.imaging.prepare_image``, in a small thread pool: Pillow releases the GIL),
+decode each VIN (``service.core.vin.decode_vin``), one onnxruntime call for the whole batch with
+the service's session options, and the verdict (``service.core.verdict.decide``), all through
+``service.inference.predictor``. The client sends the JPEG bytes and the VIN as KServe v2 BYTES
+tensors (binary extension); the server does everything else, as the service does.
 
 It runs with the Python of ``.venv-triton`` (``scripts/triton_venv.sh``: PyTriton pins numpy<2),
 the repository on PYTHONPATH, and LD_LIBRARY_PATH set to that Python's LIBDIR (otherwise Triton's
@@ -35,17 +35,17 @@ from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
-from loadtest._model import PeerModel
-from service.errors import RecognizeError
+from service.core.errors import RecognizeError
+from service.core.vin import decode_vin
+from service.inference.predictor import Predictor
 from service.settings import Settings
-from service.vin import decode_vin
 
 MODEL_NAME = "recognize"
 
 
 def make_infer(model_path: str, intra_op_threads: int, decode_threads: int) -> Any:
     settings = Settings()
-    model = PeerModel.open(model_path, intra_op_threads)
+    model = Predictor.open(model_path, intra_op_threads, settings)
     decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
 
     @batch
@@ -57,9 +57,9 @@ def make_infer(model_path: str, intra_op_threads: int, decode_threads: int) -> A
         verdicts, parent_probabilities = [], []
         for i in range(count):
             try:
-                answer = model.verdict(logits[i], decode_vin(bytes(vin[i][0]).decode()))
-                verdicts.append(answer["verdict"])
-                parent_probabilities.append(answer["parent_probability"])
+                decision = model.decide(logits[i], decode_vin(bytes(vin[i][0]).decode()))
+                verdicts.append(decision.verdict.value)
+                parent_probabilities.append(decision.parent_probability)
             except RecognizeError as exc:
                 verdicts.append(exc.code)
                 parent_probabilities.append(0.0)

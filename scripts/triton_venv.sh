@@ -5,7 +5,7 @@
 #
 # It holds nvidia-pytriton (Triton Inference Server 2.51 ships inside the wheel) plus the pure
 # dependencies of the service modules the Triton peer imports from the repository through
-# PYTHONPATH (service.imaging, service.vin, service.modelfile, service.verdict): the same
+# PYTHONPATH (service.core, service.inference.predictor): the same
 # preprocessing and VIN decoding as the service, never a copy. Ray is not installed here.
 #
 # Idempotent: a second call with unchanged requirements only prints the versions.
@@ -34,8 +34,8 @@ check() {
     PYTHONPATH="$ROOT" "$VENV/bin/python" - <<'EOF'
 import numpy, onnxruntime, PIL, pytriton
 from importlib.metadata import version
-from service.imaging import prepare_image  # noqa: F401  (the service's preprocessing imports)
-from service.vin import decode_vin
+from service.core.imaging import prepare_image  # noqa: F401  (the service's preprocessing imports)
+from service.core.vin import decode_vin
 assert decode_vin("WDD2052041F123456").expected_parent
 print(f"nvidia-pytriton {version('nvidia-pytriton')}, numpy {numpy.__version__}, "
       f"onnxruntime {onnxruntime.__version__}, pillow {PIL.__version__}")

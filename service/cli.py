@@ -1,4 +1,4 @@
-"""The ``recognize`` command: serve, vin, keys, config, export, bench."""
+"""The ``recognize`` command: serve, vin, keys, config, openapi, export, bench."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_vin(args: argparse.Namespace) -> int:
-    from service.errors import InvalidVIN
-    from service.vin import decode_vin
+    from service.core.errors import InvalidVIN
+    from service.core.vin import decode_vin
 
     status = 0
     for text in args.vins:
@@ -23,13 +24,13 @@ def _cmd_vin(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from service.app import serve_forever
+    from service.local import serve_forever
 
     return serve_forever()
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
-    from service.auth import create_key
+    from service.core.auth import create_key
 
     key, entry = create_key(args.tenant)
     print(f"tenant: {entry.tenant}")
@@ -60,16 +61,53 @@ CONFIG_HEADER = """\
 """
 
 
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    from service.api.ingress import openapi_document
+
+    document = openapi_document()
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(document, encoding="utf-8")
+        return 0
+    if args.check:
+        path: Path = args.check
+        if not path.is_file() or path.read_text(encoding="utf-8") != document:
+            print(f"{path} is out of date: recognize openapi --write {path}", file=sys.stderr)
+            return 1
+        return 0
+    print(document, end="")
+    return 0
+
+
 def _cmd_export(argv: Sequence[str]) -> int:
     try:
-        from models.export import main as export_main
+        from service.modeltools.export import main as export_main
     except ImportError as exc:  # torch/timm live in the optional "models" extra
         print(
-            f"recognize export needs the model tooling: pip install 'recognize[models]' ({exc})",
+            "recognize export needs the model tooling (torch, timm, onnx): "
+            f"pip install 'recognize[models]' ({exc})",
             file=sys.stderr,
         )
         return 2
     return export_main(list(argv))
+
+
+def _cmd_bench(argv: Sequence[str]) -> int:
+    # The benchmark and its peer servers are scripts of the source checkout (loadtest/), not
+    # part of the installed package: they would claim the import name `loadtest` otherwise.
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "loadtest" / "bench.py").is_file():
+        print(
+            "recognize bench runs from a source checkout of Recognize (its loadtest/ folder): "
+            "clone the repository, `make venv`, then `.venv/bin/recognize bench`",
+            file=sys.stderr,
+        )
+        return 2
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    from loadtest.bench import main as bench_main
+
+    return int(bench_main(list(argv)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,9 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["export"]:
         return _cmd_export(argv[1:])
     if argv[:1] == ["bench"]:
-        from loadtest.bench import main as bench_main
-
-        return bench_main(argv[1:])
+        return _cmd_bench(argv[1:])
 
     parser = argparse.ArgumentParser(prog="recognize", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = sub.add_parser("config", help="print the Serve config YAML built from the settings")
     config.set_defaults(func=_cmd_config)
 
-    sub.add_parser("bench", help="raw onnxruntime vs this service vs naive vs Triton (one run)")
+    openapi = sub.add_parser("openapi", help="print, write or check the OpenAPI document")
+    target = openapi.add_mutually_exclusive_group()
+    target.add_argument("--write", type=Path, metavar="PATH", help="write it to PATH")
+    target.add_argument("--check", type=Path, metavar="PATH", help="exit 1 if PATH differs")
+    openapi.set_defaults(func=_cmd_openapi)
+
+    sub.add_parser(
+        "bench", help="raw onnxruntime vs this service vs naive vs Triton (from a checkout)"
+    )
     sub.add_parser("export", help="export a timm model to ONNX (see `recognize export --help`)")
 
     args = parser.parse_args(argv)

@@ -43,14 +43,16 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ray.serve import metrics as serve_metrics
 
+from service.core.reasons import Reason
+
 if TYPE_CHECKING:
-    from service.vin import VinDecode
+    from service.api.schemas import Latency
+    from service.core.vin import VinDecode
 
 RAY_PREFIX = "ray_"
 
@@ -223,10 +225,10 @@ class IngressMetrics:
         if error_code is not None:
             self._errors.inc(tags={"code": error_code, "status": status_text})
 
-    def stages(self, seconds: Mapping[str, float]) -> None:
-        """The stage latencies of one served recognition, in seconds."""
+    def stages(self, latency_ms: Latency) -> None:
+        """The stage latencies of one served recognition (the response's ``latency_ms``)."""
         for stage in STAGES:
-            self._stages.observe(seconds[stage], tags={"stage": stage})
+            self._stages.observe(getattr(latency_ms, stage) / 1000, tags={"stage": stage})
 
     def vin_decode(self, decoded: VinDecode | None) -> None:
         """One decoded VIN; ``None`` for one refused as invalid."""
@@ -234,8 +236,8 @@ class IngressMetrics:
             layout = result = INVALID
         else:
             layout = decoded.layout
-            reasons = decoded.reasons or ["unknown_model_code"]
-            result = PARENT_FOUND if decoded.expected_parent else reasons[0]
+            reasons = decoded.reasons or [Reason.UNKNOWN_MODEL_CODE]
+            result = PARENT_FOUND if decoded.expected_parent else reasons[0].value
         self._vins.inc(tags={"layout": layout, "result": result})
 
 

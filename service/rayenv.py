@@ -13,7 +13,7 @@ import os
 # compare. Logs stay on stderr (start-up errors reach the console) and unbuffered (a request's
 # log line is written when it ends), which that profile would turn off. Every Ray process
 # reads these when it imports Ray Serve: `recognize serve` sets them before starting Ray (its
-# own import of Ray Serve came earlier, see service.ingress._cluster_transport), the chart on
+# own import of Ray Serve came earlier, see service.api.ingress._cluster_transport), the chart on
 # every pod (deploy/helm/recognize/templates/_helpers.tpl, a test compares), and the GPU
 # benchmark's handle drivers before they import it.
 SERVE_ENVIRONMENT = {

@@ -5,33 +5,35 @@ Example::
     RECOGNIZE_MODEL_PATH=/models/convnext_base_300.onnx
     RECOGNIZE_PROVIDERS='["CUDAExecutionProvider"]'
 
+The classifier's options (model, providers, threads, batching) are declared once, in
+``ClassifierOptions``: ``Settings`` reads them from the environment like every other field, and
+the Classifier deployment gets the same fields as its ``user_config``
+(``service.inference.session.ClassifierConfig``), so they can be changed on a live deployment.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.auth import ApiKey
+from service.core.auth import ApiKey
+from service.core.imaging import Limits
+from service.core.verdict import Thresholds
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Relative model paths resolve against the repository (or installed package) root, so the
-# generated Serve config stays portable; production passes absolute paths.
+# Relative model paths resolve against the working directory of the process that reads them:
+# `make run` and the tests run from the checkout; production passes absolute paths.
 DEMO_MODEL = Path("models/demo/convnext_tiny_224_demo.onnx")
-DEMO_MODEL_PATH = REPO_ROOT / DEMO_MODEL
 KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOGNIZE_", extra="ignore", frozen=True)
+class ClassifierOptions(BaseModel):
+    """How a classifier replica runs the model; live-tunable through its ``user_config``."""
 
-    # --- model and runtime -------------------------------------------------------------------
-    model_path: Path = Field(DEMO_MODEL, description="ONNX model file (see models/export.py)")
+    model_path: Path = Field(DEMO_MODEL, description="ONNX model file (`recognize export`)")
     providers: tuple[str, ...] = Field(
         ("CPUExecutionProvider",),
         description="onnxruntime execution providers in priority order; a requested CUDA provider "
@@ -43,8 +45,6 @@ class Settings(BaseSettings):
         le=256,
         description="onnxruntime intra-op threads per classifier replica; 0 = the replica's CPUs",
     )
-
-    # --- dynamic batching (live-tunable through the classifier's user_config) -----------------
     max_batch_size: int = Field(
         8,
         ge=1,
@@ -77,6 +77,35 @@ class Settings(BaseSettings):
     warmup_batch_sizes: tuple[int, ...] = Field(
         (), description="batch sizes to warm up before ready; empty = every size 1..max_batch_size"
     )
+
+    @model_validator(mode="after")
+    def _check_classifier(self) -> ClassifierOptions:
+        unknown = [p for p in self.providers if p not in KNOWN_PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown onnxruntime providers {unknown}; known: {KNOWN_PROVIDERS}")
+        too_big = [b for b in self.warmup_batch_sizes if not 1 <= b <= self.max_batch_size]
+        if too_big:
+            raise ValueError(f"warmup_batch_sizes {too_big} outside 1..max_batch_size")
+        if self.batch_buckets and max(self.batch_buckets) < self.max_batch_size:
+            raise ValueError(
+                f"batch_buckets {list(self.batch_buckets)} must reach max_batch_size "
+                f"{self.max_batch_size}"
+            )
+        return self
+
+    @property
+    def cpu_only(self) -> bool:
+        return set(self.providers) == {"CPUExecutionProvider"}
+
+    def classifier_options(self) -> dict[str, Any]:
+        """Just these options, as JSON (the Classifier's ``user_config``)."""
+        return self.model_dump(mode="json", include=set(ClassifierOptions.model_fields))
+
+
+class Settings(BaseSettings, ClassifierOptions):
+    # extra="forbid": a misspelt key in a Serve config's ``args`` fails the deployment, naming
+    # the key, instead of being dropped (unknown RECOGNIZE_* variables are never read at all).
+    model_config = SettingsConfigDict(env_prefix="RECOGNIZE_", extra="forbid", frozen=True)
 
     # --- replicas and resources ---------------------------------------------------------------
     classifier_in_ingress: bool | None = Field(
@@ -171,29 +200,19 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, description="existing Ray cluster; None = start local")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray; None = all")
 
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
-        unknown = [p for p in self.providers if p not in KNOWN_PROVIDERS]
-        if unknown:
-            raise ValueError(f"unknown onnxruntime providers {unknown}; known: {KNOWN_PROVIDERS}")
-        too_big = [b for b in self.warmup_batch_sizes if not 1 <= b <= self.max_batch_size]
-        if too_big:
-            raise ValueError(f"warmup_batch_sizes {too_big} outside 1..max_batch_size")
-        return self
-
-    @property
-    def cpu_only(self) -> bool:
-        return set(self.providers) == {"CPUExecutionProvider"}
-
     def for_local_node(self) -> Settings:
-        """The settings `recognize serve` runs with: an unset layout resolved for this node."""
-        if self.classifier_in_ingress is not None:
-            return self
-        return self.model_copy(update={"classifier_in_ingress": self.cpu_only})
+        """The settings `recognize serve` runs with: the model path made absolute (replicas
+        run in other processes), an unset layout resolved for this node."""
+        update: dict[str, Any] = {"model_path": self.model_path.absolute()}
+        if self.classifier_in_ingress is None:
+            update["classifier_in_ingress"] = self.cpu_only
+        return self.model_copy(update=update)
 
-    @property
-    def resolved_model_path(self) -> Path:
-        return resolve_model_path(self.model_path)
+    def limits(self) -> Limits:
+        return Limits(max_pixels=self.max_image_pixels, min_side=self.min_image_side)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(match=self.match_threshold, mismatch=self.mismatch_threshold)
 
     @property
     def classifier_max_ongoing_requests(self) -> int:
@@ -206,15 +225,19 @@ class Settings(BaseSettings):
         return max((self.concurrent_batches + 1) * self.max_batch_size, self.max_pending_requests)
 
 
-def resolve_model_path(path: Path | str) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
-def intra_op_threads_for(requested: int) -> int:
-    """0 means every core of the node: Ray pins OMP_NUM_THREADS to the replica's num_cpus,
-    which would leave onnxruntime on one thread of a 2-core box."""
-    return requested or os.cpu_count() or 1
+def settings_from_args(args: dict[str, Any]) -> Settings:
+    """Settings from a Serve config's ``args`` (over the environment), an unknown key named."""
+    try:
+        return Settings(**args)
+    except ValidationError as exc:
+        errors = exc.errors()
+        unknown = [".".join(map(str, e["loc"])) for e in errors if e["type"] == "extra_forbidden"]
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {unknown} in the application's args; known settings: "
+                f"{sorted(Settings.model_fields)}"
+            ) from exc
+        raise
 
 
 @cache

@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 from PIL import Image, ImageCms
 
-from service.vin import check_digit
+from service.core.vin import check_digit
 from tests import imagefactory as f
 
 VIN = "WDD2052041F123456"  # Baumuster 205.204: C-Class Estate (EU FIN)

@@ -36,8 +36,8 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from service.app import serve_config
-from service.auth import ApiKey, KeyRing, hash_key
 from service.cli import CONFIG_HEADER
+from service.core.auth import ApiKey, KeyRing, hash_key
 from service.rayenv import SERVE_ENVIRONMENT
 from service.settings import Settings
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.auth import create_key
-from service.settings import DEMO_MODEL_PATH
+from service.core.auth import create_key
+from tests.paths import DEMO_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 240

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from service.taxonomy import default_taxonomy
-from service.vin import check_digit
+from service.core.taxonomy import default_taxonomy
+from service.core.vin import check_digit
 from tests import imagefactory as f
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import pytest
 
 from service import client as rc
 from service.client import AsyncRecognizeClient, RecognizeClient, RecognizeResponse
-from service.taxonomy import default_taxonomy
+from service.core.taxonomy import default_taxonomy
 from tests import imagefactory as f
 from tests.integration.conftest import REPO, RunningService
 
@@ -150,7 +150,7 @@ def test_served_openapi_document_matches_the_committed_one(service: RunningServi
     committed = json.loads((REPO / "docs" / "openapi.json").read_text(encoding="utf-8"))
     assert served.json() == committed, (
         "the served OpenAPI document differs from docs/openapi.json; regenerate it with "
-        "python -m service.client --write-openapi docs/openapi.json"
+        "recognize openapi --write docs/openapi.json"
     )
 
 

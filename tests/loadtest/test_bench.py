@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from loadtest._model import open_session
 from loadtest.bench import TARGETS, TRITON_VENV
-from service.classifier import ClassifierConfig, build_session
-from service.settings import DEMO_MODEL_PATH
+from service.inference.classifier import ClassifierConfig, build_session
+from service.inference.predictor import Predictor
+from tests.paths import DEMO_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 needs_model = pytest.mark.skipif(
@@ -115,7 +115,7 @@ def test_triton_peer(tmp_path: Path) -> None:
 def test_peer_sessions_have_the_service_options() -> None:
     """The naive and Triton peers open the model like build_session does (spinning off)."""
     service_session, _ = build_session(ClassifierConfig(model_path=str(DEMO_MODEL_PATH)))
-    peer_session, _ = open_session(DEMO_MODEL_PATH)
+    peer_session = Predictor.open(DEMO_MODEL_PATH).session
     ours, theirs = peer_session.get_session_options(), service_session.get_session_options()
     assert ours.intra_op_num_threads == theirs.intra_op_num_threads
     assert ours.inter_op_num_threads == theirs.inter_op_num_threads

@@ -28,9 +28,9 @@ from loadtest._workload import (
     phone_jpeg,
     vin_mix,
 )
-from service.errors import InvalidVIN
-from service.imaging import Limits, prepare_image
-from service.vin import decode_vin
+from service.core.errors import InvalidVIN
+from service.core.imaging import Limits, prepare_image
+from service.core.vin import decode_vin
 
 LIMITS = Limits(max_pixels=50_000_000, min_side=32)
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from service.auth import ApiKey, KeyRing, create_key, hash_key, presented_key
+from service.core.auth import ApiKey, KeyRing, create_key, hash_key, presented_key
 
 
 def test_created_key_verifies_and_is_not_stored() -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 
-from models.export import export_model
-from service.classifier import Classifier, ClassifierConfig, build_session
-from service.errors import ModelContractError, ModelNotReady
-from service.modelfile import METADATA_KEY
+from service.core.errors import ModelContractError, ModelNotReady
+from service.core.modelfile import METADATA_KEY
+from service.inference.classifier import Classifier, ClassifierConfig, build_session
+from service.modeltools.export import export_model
 
 SIZE = 64
 

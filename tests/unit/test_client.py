@@ -26,19 +26,20 @@ import httpx
 import pytest
 
 from service import client as rc
+from service.api.schemas import (
+    Latency,
+    ModelSummary,
+    Prediction,
+    RecognizeResponse,
+    VinResult,
+)
 from service.client import (
     AsyncRecognizeClient,
     RecognizeClient,
     RetryPolicy,
 )
-from service.schemas import (
-    ClassProbability,
-    Latency,
-    ModelSummary,
-    Prediction,
-    RecognizeResponse,
-)
-from service.vin import decode_vin
+from service.core.verdict import ScoredClass
+from service.core.vin import decode_vin
 
 REPO = Path(__file__).resolve().parents[2]
 VIN = "WDD2052041F123456"
@@ -48,7 +49,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def result_body(request_id: str = "rid") -> dict[str, object]:
-    top = ClassProbability(
+    top = ScoredClass(
         class_id="c_class_estate_2014_2021",
         label="C-Class Estate 2014-2021",
         parent="C-Class",
@@ -67,7 +68,7 @@ def result_body(request_id: str = "rid") -> dict[str, object]:
             parent_probability=0.95,
             top_k=[top],
         ),
-        vin=decode_vin(VIN),
+        vin=VinResult(**decode_vin(VIN).model_dump()),
         model=ModelSummary(name="demo", arch="convnext_tiny", version="0", input_size=224),
         batch_size=1,
         latency_ms=Latency(decode=1, preprocess=1, queue=0, inference=5, total=8),
@@ -520,11 +521,13 @@ def test_importing_the_client_does_not_import_ray() -> None:
 
 
 def test_openapi_document_is_in_sync() -> None:
+    from service.api.ingress import openapi_document
+
     path = REPO / "docs" / "openapi.json"
-    current = rc.openapi_document()
+    current = openapi_document()
     committed = path.read_text(encoding="utf-8") if path.is_file() else ""
     assert committed == current, (
         "docs/openapi.json is out of date with the app; regenerate it with\n"
-        "    .venv/bin/python -m service.client --write-openapi docs/openapi.json"
+        "    .venv/bin/recognize openapi --write docs/openapi.json"
     )
     assert set(json.loads(current)["paths"]) >= {"/recognize", "/v1/model", "/readyz"}

@@ -1,5 +1,5 @@
-"""models/export.py: small ConvNeXt and Swin models exported for real, then read back with onnx
-and onnxruntime the way the service reads them."""
+"""service/modeltools/export.py: small ConvNeXt and Swin models exported for real, then read
+back with onnx and onnxruntime the way the service reads them."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 torch = pytest.importorskip("torch")  # model tooling extra
 timm = pytest.importorskip("timm")
 
-from models import export  # noqa: E402
-from models.export import ExportError, ParityError, build_model, export_model, main  # noqa: E402
-from service.errors import ModelContractError  # noqa: E402
-from service.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, parse_metadata  # noqa: E402
-from service.taxonomy import default_taxonomy  # noqa: E402
+from service.core.errors import ModelContractError  # noqa: E402
+from service.core.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, parse_metadata  # noqa: E402
+from service.core.taxonomy import default_taxonomy  # noqa: E402
+from service.modeltools import export  # noqa: E402
+from service.modeltools.export import ExportError, ParityError, build_model, export_model, main  # noqa: E402
 
 CONVNEXT = {"arch": "convnext_atto", "input_size": 64, "arch_kwargs": {}}
 # Swin-V2 at its native 256 px, one block per stage: exports in a fraction of a second.
@@ -351,7 +351,7 @@ def test_help_states_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         "default: 17",
         "default: legacy",
         "default: 0",
-        "models/taxonomy/taxonomy.yaml",
+        "service/core/data/taxonomy.yaml",
         "native size",
     ):
         assert default in text

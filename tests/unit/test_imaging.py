@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
-from service.imaging import Limits, decode_image, prepare_image, sniff_format, to_rgb
+from service.core.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
+from service.core.imaging import Limits, decode_image, prepare_image, sniff_format, to_rgb
 from tests import hostile
 from tests import imagefactory as f
 

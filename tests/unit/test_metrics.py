@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from service import metrics as m
-from service.vin import decode_vin
+from service.api.schemas import Latency
+from service.core.vin import decode_vin
 
 
 def test_names_help_and_label_sets_follow_prometheus_conventions() -> None:
@@ -88,7 +89,7 @@ def test_request_counts_and_times_every_answer_and_errors_only_errors(ingress: A
 
 
 def test_stages_observe_every_stage_in_seconds(ingress: Any) -> None:
-    ingress.stages({"decode": 0.01, "preprocess": 0.002, "queue": 0.0005, "inference": 0.05})
+    ingress.stages(Latency(decode=10, preprocess=2, queue=0.5, inference=50, total=63))
     assert ingress._stages.records == [
         (0.01, {"stage": "decode"}),
         (0.002, {"stage": "preprocess"}),

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.taxonomy import default_taxonomy
-from service.verdict import ClassInfo, Thresholds, decide, parent_probabilities, softmax
+from service.core.taxonomy import VehicleClass, default_taxonomy
+from service.core.verdict import Thresholds, decide, parent_probabilities, softmax
+
+
+def ClassInfo(
+    id: str, label: str, parent: str, **switches: object
+) -> VehicleClass:
+    return VehicleClass(id=id, label=label, parent=parent, body="sedan", years="2000-", **switches)
+
 
 CLASSES = [
     ClassInfo("c_sedan", "C-Class Sedan", "C-Class"),

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.errors import InvalidVIN
-from service.taxonomy import default_taxonomy
-from service.vin import VinDecode, check_digit, decode_vin, load_vin_rules, normalize_vin
-from service.vin._rules import VIN_RULES_FILE, EuRule, NaRule
+from service.core.errors import InvalidVIN
+from service.core.taxonomy import default_taxonomy
+from service.core.vin import VinDecode, check_digit, decode_vin, load_vin_rules, normalize_vin
+from service.core.vin._rules import VIN_RULES_RESOURCE, EuRule, NaRule
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = load_vin_rules()
@@ -245,16 +245,19 @@ def test_wmi_table_lists_every_wmi_of_the_facts():
 
 
 def test_rules_file_states_its_sources():
-    header = VIN_RULES_FILE.read_text(encoding="utf-8").split("\nversion:")[0]
+    header = VIN_RULES_RESOURCE.read_text(encoding="utf-8").split("\nversion:")[0]
     assert "vin-facts.md" in header and "vPIC" in header
 
 
-def test_load_vin_rules_is_cached():
-    assert load_vin_rules() is load_vin_rules(VIN_RULES_FILE)
+def test_load_vin_rules_is_cached(tmp_path: Path):
+    assert load_vin_rules() is load_vin_rules()
+    copy = tmp_path / "vin_rules.yaml"
+    copy.write_text(VIN_RULES_RESOURCE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert load_vin_rules(copy) is load_vin_rules(str(copy))
 
 
 def _write_rules(tmp_path: Path, edit) -> Path:
-    data = yaml.safe_load(VIN_RULES_FILE.read_text(encoding="utf-8"))
+    data = yaml.safe_load(VIN_RULES_RESOURCE.read_text(encoding="utf-8"))
     edit(data)
     path = tmp_path / "vin_rules.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -545,7 +548,6 @@ def test_decode_has_exactly_the_documented_fields():
     decoded = decode_vin("WDD2050461F123456")
     assert decoded.model_dump(mode="json") == {
         "vin": "WDD2050461F123456",
-        "valid": True,
         "layout": "eu",
         "wmi": "WDD",
         "manufacturer": "Daimler AG",
@@ -767,6 +769,6 @@ def test_cli_exits_0_when_every_vin_decodes():
     ],
 )
 def test_mask_vin_hides_the_serial(raw: str, masked: str) -> None:
-    from service.vin import mask_vin
+    from service.core.vin import mask_vin
 
     assert mask_vin(raw) == masked

@@ -17,9 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.errors import ModelContractError
-from service.taxonomy import Taxonomy, default_taxonomy
-from service.verdict import ClassInfo
+from service.core.errors import ModelContractError
+from service.core.taxonomy import Taxonomy, VehicleClass
 
 METADATA_KEY = "recognize"
 INPUT_NAME = "image"
@@ -28,6 +27,8 @@ CONTRACT_VERSION = 1
 
 
 class ModelClass(BaseModel):
+    """A model output as the file records it; the taxonomy's ``VehicleClass`` says the rest."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
@@ -86,7 +87,8 @@ def parse_metadata(custom_metadata: dict[str, str], *, source: str = "model") ->
     if raw is None:
         raise ModelContractError(
             f"{source} has no '{METADATA_KEY}' metadata entry: export it with "
-            "`recognize export` (models/export.py), which writes the class list and preprocessing"
+            "`recognize export` (service/modeltools/export.py), which writes the class list and "
+            "preprocessing"
         )
     try:
         return ModelMetadata.model_validate(json.loads(raw))
@@ -123,10 +125,7 @@ def metadata_for_taxonomy(
     )
 
 
-def class_infos(metadata: ModelMetadata) -> list[ClassInfo]:
-    """The model's outputs in order, with the taxonomy's switches (enabled, match_threshold)."""
-    taxonomy = default_taxonomy().by_id()
-    return [
-        ClassInfo(c.id, c.label, c.parent, taxonomy[c.id].enabled, taxonomy[c.id].match_threshold)
-        for c in metadata.classes
-    ]
+def model_classes(metadata: ModelMetadata, taxonomy: Taxonomy) -> list[VehicleClass]:
+    """The taxonomy's classes in the model's output order (checked with ``check_against``)."""
+    known = taxonomy.by_id()
+    return [known[c.id] for c in metadata.classes]

@@ -2,13 +2,13 @@
 
 Pure Python, no HTTP. Normalise and validate (length, alphabet), pick the layout (European
 FIN or 49 CFR 565 VIN, with its check digit and model year), then look the model code up in
-``models/taxonomy/vin_rules.yaml``. A code the rules do not cover gives no parent, never a
+``service/core/data/vin_rules.yaml``. A code the rules do not cover gives no parent, never a
 guessed one.
 """
 
-from service.vin._checkdigit import check_digit
-from service.vin._decoder import VinDecode, decode_vin
-from service.vin._normalize import mask_vin, normalize_vin
-from service.vin._rules import load_vin_rules
+from service.core.vin._checkdigit import check_digit
+from service.core.vin._decoder import VinDecode, decode_vin
+from service.core.vin._normalize import mask_vin, normalize_vin
+from service.core.vin._rules import load_vin_rules
 
 __all__ = ["VinDecode", "check_digit", "decode_vin", "load_vin_rules", "mask_vin", "normalize_vin"]

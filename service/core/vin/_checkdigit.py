@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.vin._normalize import normalize_vin
+from service.core.vin._normalize import normalize_vin
 
 # Table III: digits keep their value; letters map to 1-9 (I, O and Q never occur).
 TRANSLITERATION: dict[str, int] = {

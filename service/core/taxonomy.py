@@ -1,21 +1,28 @@
 """The vehicle taxonomy: classes, their parent classes, and per-class switches.
 
-Loaded from ``models/taxonomy/taxonomy.yaml`` (see the comments there for every field).
+The default is the Mercedes-Benz taxonomy shipped inside the package
+(``service/core/data/taxonomy.yaml``, read with ``importlib.resources`` so an installed package
+finds it wherever it lies; the comments there explain every field). Any other file of the same
+shape can be loaded with ``load_taxonomy(path)``.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TAXONOMY_DIR = Path(__file__).resolve().parent.parent / "models" / "taxonomy"
-TAXONOMY_FILE = TAXONOMY_DIR / "taxonomy.yaml"
+DATA = resources.files("service.core") / "data"
+TAXONOMY_RESOURCE = DATA / "taxonomy.yaml"
 
 
 class VehicleClass(BaseModel):
+    """One class of the taxonomy: what the model tells apart, and the switches production sets
+    on it. The one vocabulary for a class, from the model file to the API."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9_]+$")
@@ -51,12 +58,12 @@ class Taxonomy(BaseModel):
         return {c.id: c for c in self.classes}
 
 
-def load_taxonomy(path: Path | str = TAXONOMY_FILE) -> Taxonomy:
-    """Read and validate a taxonomy file."""
-    with open(path, encoding="utf-8") as f:
-        return Taxonomy.model_validate(yaml.safe_load(f))
+def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Read and validate a taxonomy file; None: the packaged Mercedes-Benz taxonomy."""
+    text = (TAXONOMY_RESOURCE if path is None else Path(path)).read_text(encoding="utf-8")
+    return Taxonomy.model_validate(yaml.safe_load(text))
 
 
 @cache
 def default_taxonomy() -> Taxonomy:
-    return load_taxonomy(TAXONOMY_FILE)
+    return load_taxonomy()

@@ -16,7 +16,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from service.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
+from service.core.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
 
 # Pillow's own bomb guard is replaced by an explicit, configurable check in `decode_image`;
 # its warning must never be the only thing standing between us and a huge allocation.

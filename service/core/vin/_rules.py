@@ -1,4 +1,4 @@
-"""The model-code rules: ``models/taxonomy/vin_rules.yaml``, validated and indexed.
+"""The model-code rules: ``service/core/data/vin_rules.yaml``, validated and indexed.
 
 The file's header comment documents every field and where the rules come from.
 """
@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, model_validator
 
-from service.taxonomy import TAXONOMY_DIR
+from service.core.taxonomy import DATA
 
-VIN_RULES_FILE = TAXONOMY_DIR / "vin_rules.yaml"
+VIN_RULES_RESOURCE = DATA / "vin_rules.yaml"
 
 WmiCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJ-NPR-Z]{3}$")]
 NaCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJ-NPR-Z]{2}$")]
@@ -190,13 +190,14 @@ class VinRules(BaseModel):
 
 
 @cache
-def load_vin_rules(path: Path | str = VIN_RULES_FILE) -> VinRules:
-    """Read and validate a rules file; each file is read once per process. Cached by the
-    name given too: resolving the path on every decode took 13 of a decode's 50 us."""
-    return _load(Path(path).resolve())
+def load_vin_rules(path: Path | str | None = None) -> VinRules:
+    """Read and validate a rules file (None: the packaged rules); each file is read once per
+    process. Cached by the name given too: resolving the path on every decode took 13 of a
+    decode's 50 us."""
+    return _load(None if path is None else Path(path).resolve())
 
 
 @cache
-def _load(path: Path) -> VinRules:
-    with open(path, encoding="utf-8") as f:
-        return VinRules.model_validate(yaml.safe_load(f))
+def _load(path: Path | None) -> VinRules:
+    text = (VIN_RULES_RESOURCE if path is None else path).read_text(encoding="utf-8")
+    return VinRules.model_validate(yaml.safe_load(text))

@@ -6,45 +6,30 @@ benchmark's peer servers (a naive FastAPI server, Triton), so all run the model 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict
 
-from service.errors import ModelContractError
-from service.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
-from service.settings import intra_op_threads_for, resolve_model_path
-from service.taxonomy import default_taxonomy
+from service.core.errors import ModelContractError
+from service.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
+from service.core.taxonomy import default_taxonomy
+from service.settings import ClassifierOptions
 
 
-class ClassifierConfig(BaseModel):
-    """The classifier's ``user_config``: changeable on a live deployment."""
+def intra_op_threads_for(requested: int) -> int:
+    """0 means every core of the node: Ray pins OMP_NUM_THREADS to the replica's num_cpus,
+    which would leave onnxruntime on one thread of a 2-core box."""
+    return requested or os.cpu_count() or 1
+
+
+class ClassifierConfig(ClassifierOptions):
+    """The classifier's ``user_config``: ``ClassifierOptions`` (declared once, in the settings),
+    strict about unknown keys, and what the replica derives from them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model_path: str
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    intra_op_threads: int = Field(0, ge=0, description="0 = every core of the node")
-    max_batch_size: int = Field(8, ge=1, le=256)
-    batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0)
-    concurrent_batches: int = Field(
-        1, ge=1, le=16, description="batches run at once, each on its own thread of the session"
-    )
-    warmup_batch_sizes: tuple[int, ...] = ()
-    batch_buckets: tuple[int, ...] = Field(
-        (),
-        description="pad each batch up to the smallest of these sizes; empty = run as formed",
-    )
-
-    @model_validator(mode="after")
-    def _buckets_cover_batches(self) -> ClassifierConfig:
-        if self.batch_buckets and max(self.batch_buckets) < self.max_batch_size:
-            raise ValueError(
-                f"batch_buckets {list(self.batch_buckets)} must reach max_batch_size "
-                f"{self.max_batch_size}"
-            )
-        return self
 
     def shapes_to_warm(self) -> tuple[int, ...]:
         """Every batch size the session will see."""
@@ -59,7 +44,7 @@ class ClassifierConfig(BaseModel):
         """Intra-op threads for a batch that starts while another runs, on a CPU: the cores
         split between the batches that may run at once, so that they do not fight over them.
         None: no such session (one batch at a time, a GPU, or nothing to split)."""
-        if self.concurrent_batches < 2 or set(self.providers) != {"CPUExecutionProvider"}:
+        if self.concurrent_batches < 2 or not self.cpu_only:
             return None
         alone = intra_op_threads_for(self.intra_op_threads)
         shared = max(1, alone // self.concurrent_batches)
@@ -82,7 +67,7 @@ def build_session(
 ) -> tuple[ort.InferenceSession, ModelMetadata]:
     """Open the model, insisting on the providers asked for and on the metadata contract.
     ``memory_arena=False``: the CPU arena is off, so a run's buffers are freed after it."""
-    path = resolve_model_path(config.model_path)
+    path = Path(config.model_path).absolute()
     if not path.is_file():
         raise ModelContractError(f"model file {path} does not exist (RECOGNIZE_MODEL_PATH)")
     wants_cuda = "CUDAExecutionProvider" in config.providers

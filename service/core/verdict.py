@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core.reasons import Reason
+from service.core.taxonomy import VehicleClass
 
 
 class Verdict(StrEnum):
@@ -26,46 +30,31 @@ class Verdict(StrEnum):
     MANUAL_REVIEW = "manual_review"
 
 
-class Reason(StrEnum):
-    LOW_CONFIDENCE = "low_confidence"
-    PARENT_MISMATCH = "parent_mismatch"
-    UNKNOWN_MODEL_CODE = "unknown_model_code"
-    VIN_NOT_MERCEDES = "vin_not_mercedes"
-    CLASS_DISABLED = "class_disabled"
-    PARENT_NOT_SUPPORTED = "parent_not_supported"
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One model output: its taxonomy identity and the switches production sets on it."""
-
-    id: str
-    label: str
-    parent: str
-    enabled: bool = True
-    match_threshold: float | None = None
-
-
 @dataclass(frozen=True)
 class Thresholds:
     match: float = 0.80
     mismatch: float = 0.80
 
 
-@dataclass(frozen=True)
-class ScoredClass:
+class ScoredClass(BaseModel):
+    """One class of the model with the probability the photo gave it."""
+
+    model_config = ConfigDict(frozen=True)
+
     class_id: str
     label: str
     parent: str
-    probability: float
+    probability: float = Field(ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
-    reasons: list[str]
+    reasons: list[Reason]
     parent_match: bool | None
     top: ScoredClass
+    # Summed over a parent's classes, clamped: float64 sums of probabilities can exceed 1.0 by
+    # an ulp, and a probability above 1 is no probability.
     parent_probability: float
     top_k: list[ScoredClass] = field(default_factory=list)
 
@@ -79,7 +68,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def parent_probabilities(
-    probs: np.ndarray, classes: Sequence[ClassInfo], *, enabled_only: bool = False
+    probs: np.ndarray, classes: Sequence[VehicleClass], *, enabled_only: bool = False
 ) -> dict[str, float]:
     """Probability mass of each parent: the sum of its classes' probabilities."""
     masses: dict[str, float] = {}
@@ -90,17 +79,19 @@ def parent_probabilities(
     return masses
 
 
-def _scored(probs: np.ndarray, classes: Sequence[ClassInfo], index: int) -> ScoredClass:
+def _scored(probs: np.ndarray, classes: Sequence[VehicleClass], index: int) -> ScoredClass:
     cls = classes[index]
-    return ScoredClass(cls.id, cls.label, cls.parent, float(probs[index]))
+    return ScoredClass(
+        class_id=cls.id, label=cls.label, parent=cls.parent, probability=float(probs[index])
+    )
 
 
 def decide(
     logits: np.ndarray,
-    classes: Sequence[ClassInfo],
+    classes: Sequence[VehicleClass],
     *,
     expected_parent: str | None,
-    vin_reasons: Sequence[str] = (),
+    vin_reasons: Sequence[Reason] = (),
     thresholds: Thresholds = Thresholds(),
     top_k: int = 3,
 ) -> Decision:
@@ -111,14 +102,15 @@ def decide(
     ranked = [_scored(probs, classes, int(i)) for i in order[: max(1, top_k)]]
     masses = parent_probabilities(probs, classes)
 
-    def review(reasons: list[str], parent_probability: float) -> Decision:
-        return Decision(Verdict.MANUAL_REVIEW, reasons, None, top, parent_probability, ranked)
+    def review(reasons: list[Reason], parent_probability: float) -> Decision:
+        return Decision(
+            Verdict.MANUAL_REVIEW, reasons, None, top, min(1.0, parent_probability), ranked
+        )
 
     if expected_parent is None:
-        reasons = [r for r in vin_reasons] or [Reason.UNKNOWN_MODEL_CODE.value]
-        return review(reasons, masses[top.parent])
+        return review(list(vin_reasons) or [Reason.UNKNOWN_MODEL_CODE], masses[top.parent])
     if expected_parent not in masses:
-        return review([Reason.PARENT_NOT_SUPPORTED.value], masses[top.parent])
+        return review([Reason.PARENT_NOT_SUPPORTED], masses[top.parent])
 
     predicted_parent = max(masses, key=masses.__getitem__)
     parent_match = predicted_parent == expected_parent
@@ -130,20 +122,20 @@ def decide(
     if trusted[expected_parent] >= threshold:
         verdict, reasons = Verdict.MATCH, []
     elif best_other >= thresholds.mismatch:
-        verdict, reasons = Verdict.MISMATCH, [Reason.PARENT_MISMATCH.value]
+        verdict, reasons = Verdict.MISMATCH, [Reason.PARENT_MISMATCH]
     else:
         verdict = Verdict.MANUAL_REVIEW
         untrusted_evidence = (
             masses[expected_parent] >= threshold or best_other_any >= thresholds.mismatch
         )
-        reasons = [
-            Reason.CLASS_DISABLED.value if untrusted_evidence else Reason.LOW_CONFIDENCE.value
-        ]
-    return Decision(verdict, reasons, parent_match, top, masses[expected_parent], ranked)
+        reasons = [Reason.CLASS_DISABLED if untrusted_evidence else Reason.LOW_CONFIDENCE]
+    return Decision(
+        verdict, reasons, parent_match, top, min(1.0, masses[expected_parent]), ranked
+    )
 
 
 def _match_threshold(
-    probs: np.ndarray, classes: Sequence[ClassInfo], parent: str, default: float
+    probs: np.ndarray, classes: Sequence[VehicleClass], parent: str, default: float
 ) -> float:
     """The override of the parent's most probable class, where it has one."""
     members = [i for i, c in enumerate(classes) if c.parent == parent]

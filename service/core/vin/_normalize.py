@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from service.errors import InvalidVIN
+from service.core.errors import InvalidVIN
 
 VIN_LENGTH = 17
 # Longer input is rejected before any work: no VIN, however generously spaced, needs more.

@@ -47,8 +47,8 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from service.errors import ModelContractError
-from service.modelfile import (
+from service.core.errors import ModelContractError
+from service.core.modelfile import (
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
@@ -56,11 +56,11 @@ from service.modelfile import (
     metadata_for_taxonomy,
     parse_metadata,
 )
-from service.taxonomy import TAXONOMY_FILE, Taxonomy, load_taxonomy
+from service.core.taxonomy import Taxonomy, load_taxonomy
+from service.settings import DEMO_MODEL
 
 log = logging.getLogger("recognize.export")
 
-DEMO_MODEL = Path(__file__).resolve().parent / "demo" / "convnext_tiny_224_demo.onnx"
 SUPPORTED_FAMILIES = ("convnext", "swin")
 EXPORTERS = ("legacy", "dynamo")
 DEFAULT_OPSET = 17
@@ -397,7 +397,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     exporter: str = "legacy",
     fp16: bool = False,
-    taxonomy_path: Path | str = TAXONOMY_FILE,
+    taxonomy_path: Path | str | None = None,
     parity: bool = True,
     tolerance: float | None = None,
 ) -> ExportReport:
@@ -531,8 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="recognize export",
         description="Export a timm ConvNeXt or Swin classifier to a servable ONNX file: uint8 "
         "NHWC input 'image', float32 output 'logits', preprocessing and class list inside.",
-        epilog=f"Demo model (random weights): recognize export --demo --seed 0 "
-        f"--out {DEMO_MODEL.relative_to(DEMO_MODEL.parents[2])}",
+        epilog=f"Demo model (random weights): recognize export --demo --seed 0 --out {DEMO_MODEL}",
     )
     weights = parser.add_mutually_exclusive_group(required=True)
     weights.add_argument(
@@ -599,10 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--taxonomy",
         type=Path,
-        default=TAXONOMY_FILE,
+        default=None,
         metavar="PATH",
         help="taxonomy whose classes, in file order, are the outputs "
-        "(default: models/taxonomy/taxonomy.yaml)",
+        "(default: the packaged Mercedes-Benz taxonomy, service/core/data/taxonomy.yaml)",
     )
     parser.add_argument(
         "--report", type=Path, metavar="PATH", help="also write the JSON report to this file"

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.vin import VinDecode
+from service.core.reasons import Reason
+from service.core.taxonomy import VehicleClass
+from service.core.verdict import ScoredClass, Verdict
+from service.core.vin import VinDecode
 
 
 class ErrorDetail(BaseModel):
@@ -17,13 +20,6 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
-
-
-class ClassProbability(BaseModel):
-    class_id: str
-    label: str
-    parent: str
-    probability: float = Field(ge=0.0, le=1.0)
 
 
 class Prediction(BaseModel):
@@ -37,7 +33,7 @@ class Prediction(BaseModel):
         description="summed probability of the VIN's parent class (of the predicted parent when "
         "the VIN names none the model knows)",
     )
-    top_k: list[ClassProbability]
+    top_k: list[ScoredClass]
 
 
 class ModelSummary(BaseModel):
@@ -55,30 +51,26 @@ class Latency(BaseModel):
     total: float = Field(description="request received to response built, ms")
 
 
+class VinResult(VinDecode):
+    """The decoder's result as the API shows it."""
+
+    valid: bool = Field(True, description="always true: invalid VINs are errors, not decodes")
+
+
 class RecognizeResponse(BaseModel):
     request_id: str
-    verdict: Literal["match", "mismatch", "manual_review"]
-    reasons: list[str]
+    verdict: Verdict
+    reasons: list[Reason]
     parent_match: bool | None = Field(
         description="the most probable parent (class probabilities summed per parent, as the "
         "verdict weighs them) is the VIN's parent; it can differ from prediction.parent, the "
         "top single class's parent. Null when the VIN gives none"
     )
     prediction: Prediction
-    vin: VinDecode
+    vin: VinResult
     model: ModelSummary
     batch_size: int = Field(ge=1, description="requests that shared this request's inference batch")
     latency_ms: Latency
-
-
-class ModelClassInfo(BaseModel):
-    id: str
-    label: str
-    parent: str
-    body: str
-    years: str
-    enabled: bool
-    match_threshold: float | None
 
 
 class ModelDetails(BaseModel):
@@ -93,7 +85,7 @@ class ModelDetails(BaseModel):
     match_threshold: float
     mismatch_threshold: float
     parents: list[str]
-    classes: list[ModelClassInfo]
+    classes: list[VehicleClass]
 
 
 class Health(BaseModel):

@@ -20,10 +20,10 @@ import numpy as np
 import onnxruntime as ort
 from ray import serve
 
-from service.errors import ModelNotReady
+from service.core.errors import ModelNotReady
+from service.core.modelfile import ModelMetadata
+from service.inference.session import ClassifierConfig, build_session, run_batch
 from service.metrics import ClassifierMetrics
-from service.modelfile import ModelMetadata
-from service.session import ClassifierConfig, build_session, run_batch
 
 __all__ = ["Classifier", "ClassifierConfig", "ClassifyResult", "build_session"]
 

@@ -13,6 +13,9 @@
     ├── Overloaded          503  overloaded              queues full; retry after Retry-After
     ├── Timeout             504  timeout                 the request's deadline passed
     ├── BodyTimeout         408  request_timeout         the upload did not arrive in time
+    ├── NotFound            404  not_found               no such route
+    ├── MethodNotAllowed    405  method_not_allowed      the route exists, the method does not
+    ├── InternalError       500  internal_error          a bug: the request id names it in the logs
     └── ModelContractError  (start-up only)              the ONNX file breaks the metadata contract
 
 Every client-facing error renders as ``{"error": {"code", "message", "field"}}``; the message
@@ -104,6 +107,36 @@ class BodyTimeout(RecognizeError):
 class ModelNotReady(RecognizeError):
     status_code = 503
     code = "not_ready"
+
+
+class NotFound(RecognizeError):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(RecognizeError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+class InternalError(RecognizeError):
+    status_code = 500
+    code = "internal_error"
+
+
+# The code each status stands for when the body names none (an HTTP error raised outside the
+# tree, or a proxy's plain-text answer seen by the client).
+FALLBACK_BY_STATUS: tuple[type[RecognizeError], ...] = (
+    InvalidRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    BodyTimeout,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    InternalError,
+    Timeout,
+)
 
 
 class ModelContractError(RecognizeError):

@@ -10,14 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.errors import InvalidVIN
-from service.vin._checkdigit import compute_check_digit
-from service.vin._modelyear import model_year
-from service.vin._normalize import normalize_vin
-from service.vin._rules import VinRules, WmiInfo, load_vin_rules
-
-VIN_NOT_MERCEDES = "vin_not_mercedes"
-UNKNOWN_MODEL_CODE = "unknown_model_code"
+from service.core.errors import InvalidVIN
+from service.core.reasons import Reason
+from service.core.vin._checkdigit import compute_check_digit
+from service.core.vin._modelyear import model_year
+from service.core.vin._normalize import normalize_vin
+from service.core.vin._rules import VinRules, WmiInfo, load_vin_rules
 
 # European FIN position 10: 1/2 = left/right-hand drive, 5/6 = the same as CKD kits.
 EU_STEERING_CODES = frozenset("1256")
@@ -33,7 +31,6 @@ class VinDecode(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     vin: str = Field(description="the VIN, normalised", examples=["WDD2050461F123456"])
-    valid: bool = Field(True, description="always true: invalid VINs are errors, not decodes")
     layout: Layout = Field(
         description="eu: European FIN (Baumuster in positions 4-9); na: 49 CFR 565 VIN"
     )
@@ -53,7 +50,7 @@ class VinDecode(BaseModel):
         description="the parent class the VIN names; null when unknown (never guessed)"
     )
     expected_body: str | None = Field(description="body style, when the model code names one")
-    reasons: list[str] = Field(
+    reasons: list[Reason] = Field(
         description="empty when a parent was found, else why not: vin_not_mercedes, "
         "unknown_model_code"
     )
@@ -159,9 +156,9 @@ def _result(
     body: str | None,
 ) -> VinDecode:
     if info is None:
-        reasons = [VIN_NOT_MERCEDES]
+        reasons = [Reason.VIN_NOT_MERCEDES]
     elif parent is None:
-        reasons = [UNKNOWN_MODEL_CODE]
+        reasons = [Reason.UNKNOWN_MODEL_CODE]
     else:
         reasons = []
     return VinDecode(

@@ -1,0 +1,17 @@
+"""Why a verdict is what it is: the one vocabulary of reasons, shared by the VIN decoder, the
+verdict, the metrics and the load test. A response lists them in ``reasons``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # From the photo's classification (service.core.verdict).
+    LOW_CONFIDENCE = "low_confidence"  # no parent carries enough probability either way
+    PARENT_MISMATCH = "parent_mismatch"  # another parent is clearly shown
+    CLASS_DISABLED = "class_disabled"  # the evidence lies on classes switched off in the taxonomy
+    PARENT_NOT_SUPPORTED = "parent_not_supported"  # the VIN's parent is not among the model's
+    # From the VIN (service.core.vin): no parent to check the photo against.
+    UNKNOWN_MODEL_CODE = "unknown_model_code"  # a Mercedes-Benz VIN whose code no rule covers
+    VIN_NOT_MERCEDES = "vin_not_mercedes"  # the WMI is not one of the Mercedes-Benz group's

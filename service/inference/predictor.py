@@ -1,0 +1,81 @@
+"""A model file run the service's way, in one process: decode and resize, onnxruntime, verdict.
+
+Ray-free on purpose: the benchmark's peer servers (a naive FastAPI server, Triton) serve with
+it, and offline tools that must judge photos exactly as the service does use it too. The
+Classifier deployment batches its own calls but uses the same session and verdict code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.core.imaging import Limits, prepare_image
+from service.core.modelfile import ModelMetadata, model_classes
+from service.core.taxonomy import VehicleClass, default_taxonomy
+from service.core.verdict import Decision, Thresholds, decide
+from service.core.vin import VinDecode
+from service.inference.session import ClassifierConfig, build_session, run_batch
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One session plus the service's preprocessing and verdict."""
+
+    session: ort.InferenceSession
+    metadata: ModelMetadata
+    classes: list[VehicleClass]
+    limits: Limits
+    thresholds: Thresholds
+
+    @classmethod
+    def open(
+        cls, model_path: Path | str, intra_op_threads: int = 0, settings: Settings | None = None
+    ) -> Predictor:
+        """The model on the CPU with the service's session options; limits and thresholds from
+        ``settings`` (default: this process's environment)."""
+        settings = settings or Settings()
+        session, metadata = build_session(
+            ClassifierConfig(model_path=Path(model_path), intra_op_threads=intra_op_threads)
+        )
+        return cls(
+            session=session,
+            metadata=metadata,
+            classes=model_classes(metadata, default_taxonomy()),
+            limits=settings.limits(),
+            thresholds=settings.thresholds(),
+        )
+
+    def prepare(self, data: bytes) -> np.ndarray:
+        """Photo bytes → uint8 [size, size, 3], the service's way."""
+        return prepare_image(
+            data,
+            size=self.metadata.input_size,
+            interpolation=self.metadata.interpolation,
+            limits=self.limits,
+        ).array
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Logits [N, C] for a uint8 [N, size, size, 3] batch."""
+        return run_batch(self.session, batch)
+
+    def warm_up(self, batch_sizes: range | list[int]) -> None:
+        """Run each batch shape once: its first run allocates."""
+        size = self.metadata.input_size
+        for n in batch_sizes:
+            self.run(np.zeros((n, size, size, 3), dtype=np.uint8))
+
+    def decide(self, logits: np.ndarray, vin: VinDecode, top_k: int = 3) -> Decision:
+        """The verdict for one photo's logits against its VIN, the service's way."""
+        return decide(
+            logits,
+            self.classes,
+            expected_parent=vin.expected_parent,
+            vin_reasons=vin.reasons,
+            thresholds=self.thresholds,
+            top_k=top_k,
+        )
