@@ -10,9 +10,10 @@ DEMO_MODEL := models/demo/convnext_tiny_224_demo.onnx
 HELM := .tools/bin/helm
 PROMETHEUS := .tools/bin/prometheus
 TRITON_VENV := .venv-triton/.installed
+TEST_DATA := .data/.complete-v1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help run test lint model venv tools triton chart-sync clean
+.PHONY: help run test lint model venv tools triton data chart-sync clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -45,10 +46,16 @@ $(TRITON_VENV): scripts/triton_venv.sh
 
 triton: $(TRITON_VENV) ## .venv-triton for the benchmark's Triton peer (loadtest/README.md)
 
+# Real photos (OpenCV's and darknet's samples) and Fashion-MNIST from Debian's packages; ~10 s.
+$(TEST_DATA): scripts/fetch_test_data.sh
+	scripts/fetch_test_data.sh
+
+data: $(TEST_DATA) ## real labelled photos and Fashion-MNIST into .data (for the tests)
+
 run: $(DEMO_MODEL) ## serve the demo model on http://127.0.0.1:8000 (no API keys: local demo)
 	RECOGNIZE_AUTH_DISABLED=$${RECOGNIZE_AUTH_DISABLED:-true} $(VENV)/bin/recognize serve
 
-test: $(DEMO_MODEL) tools triton ## run the whole test suite
+test: $(DEMO_MODEL) tools triton data ## run the whole test suite
 	$(PY) -m pytest
 
 lint: $(STAMP) $(HELM) ## ruff, hadolint, helm lint
@@ -63,4 +70,4 @@ chart-sync: $(STAMP) ## regenerate the Serve config and copy it, the dashboard a
 	cp deploy/prometheus/alerts.yaml deploy/helm/recognize/rules/alerts.yaml
 
 clean: ## remove the venv and built models
-	rm -rf $(VENV) .venv-triton $(DEMO_MODEL) *.egg-info
+	rm -rf $(VENV) .venv-triton .data $(DEMO_MODEL) *.egg-info
