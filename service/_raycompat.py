@@ -34,3 +34,23 @@ def keep_a_local_node_on_loopback() -> None:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def start_local_node(*, num_cpus: int, metrics_port: int) -> None:
+    """A single Ray node on loopback, its metrics exported on ``metrics_port``.
+
+    ``ray.init`` takes the node's address and its metrics port only as private arguments
+    (``_node_ip_address``, ``_metrics_export_port``); ``ray start`` has public flags for both,
+    but a driver that starts its own node cannot use them.
+    """
+    import ray
+
+    keep_a_local_node_on_loopback()
+    ray.init(
+        num_cpus=num_cpus,
+        # No dashboard UI; the node's dashboard agent still runs and exports every process's
+        # metrics, ours and ray_serve_*, on one port (service/metrics.py).
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        _metrics_export_port=metrics_port,
+    )

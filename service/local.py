@@ -109,20 +109,14 @@ def serve_forever() -> int:
     import ray
     from ray import serve
 
-    from service._raycompat import keep_a_local_node_on_loopback
+    from service._raycompat import start_local_node
 
     if settings.ray_address:
         ray.init(address=settings.ray_address)
     else:
-        keep_a_local_node_on_loopback()
-        ray.init(
-            num_cpus=settings.ray_num_cpus or os.cpu_count(),
-            # No dashboard UI; the node's dashboard agent still runs and exports every
-            # process's metrics, ours and ray_serve_*, on one port (service/metrics.py).
-            include_dashboard=False,
-            # Keep every Ray endpoint on loopback for a local single-node service.
-            _node_ip_address="127.0.0.1",
-            _metrics_export_port=settings.metrics_port,
+        start_local_node(
+            num_cpus=settings.ray_num_cpus or os.cpu_count() or 1,
+            metrics_port=settings.metrics_port,
         )
 
     def _stop(signum: int, _frame: Any) -> None:

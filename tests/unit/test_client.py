@@ -15,8 +15,6 @@ import asyncio
 import io
 import json
 import pickle
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -510,14 +508,6 @@ def test_async_client_errors_and_ready(tmp_path: Path) -> None:
 
 
 # --- packaging and the OpenAPI document -------------------------------------------------------
-
-
-def test_importing_the_client_does_not_import_ray() -> None:
-    code = (
-        "import sys, service.client; "
-        "assert 'ray' not in sys.modules and 'fastapi' not in sys.modules, 'ray imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_openapi_document_is_in_sync() -> None:
