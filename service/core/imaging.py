@@ -1,7 +1,9 @@
 """Photo bytes → model input: decode, orient, convert to RGB, resize. Pure Pillow + numpy.
 
 The model's own metadata fixes the input size and interpolation; the aspect ratio is not kept
-(thesis 4.3: training squashed both edges to the same square size).
+(training squashed both edges to the same square size: section 4.3 of the thesis behind
+Recognize, Grundmann, "Comparing Vision Transformers to Traditional Deep Learning Object
+Classification Architectures for Automotive Make and Model Recognition", 2023).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Logits → prediction → verdict. Pure numpy; knows nothing of Ray, HTTP or images.
 
+The thesis cited is Grundmann, "Comparing Vision Transformers to Traditional Deep Learning Object
+Classification Architectures for Automotive Make and Model Recognition" (master's thesis, 2023).
+
 The decision is made on parent classes (thesis 4.2.2, 5.2: 70-75% of errors only miss the body
 style or generation, so a wrong body within the right parent is still a match). Precision beats
 recall (thesis 6.6): anything short of clear evidence goes to manual review.

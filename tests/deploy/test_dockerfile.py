@@ -19,7 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-ORT_GPU_VERSION = "1.31.1"  # CUDA 13 + cuDNN 9 build (shared/gpu/README.md)
+# A CUDA 13 + cuDNN 9 build: onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
+ORT_GPU_VERSION = "1.31.1"
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
