@@ -163,14 +163,14 @@ def test_every_taxonomy_parent_has_an_eu_rule():
 
 
 def test_na_rules_cover_every_parent_sold_in_north_america():
-    # EQA, EQC, the forfour and the Actros were never sold in the US (vin-facts 7).
+    # EQA, EQC, the forfour and the Actros were never sold in the US: vPIC has no pattern for them.
     never_in_na = {"EQA-Class", "EQC-Class", "Smart Forfour", "Actros"}
     na_parents = {r.parent for r in RULES.na}
     assert sorted((TAXONOMY_PARENTS - never_in_na) - na_parents) == []
     assert not never_in_na & na_parents
 
 
-FACTS_WMIS = {  # vin-facts section 2, with the layout the table must give them
+FACTS_WMIS = {  # the WMIs the rules file cites ([vPIC], [w220wiki], ...), with their layout
     "WDB": "both",
     "WDC": "both",
     "WDD": "both",
@@ -245,8 +245,17 @@ def test_wmi_table_lists_every_wmi_of_the_facts():
 
 
 def test_rules_file_states_its_sources():
-    header = VIN_RULES_RESOURCE.read_text(encoding="utf-8").split("\nversion:")[0]
-    assert "vin-facts.md" in header and "vPIC" in header
+    text = VIN_RULES_RESOURCE.read_text(encoding="utf-8")
+    header = text.split("\nversion:")[0]
+    for source in (
+        "https://vpic.nhtsa.dot.gov/api/vPICList_lite_2024_03.bak.zip",  # NHTSA vPIC
+        "49 CFR 565",
+        "https://mbpassion.de/2019/06/baureihenbezeichnungen-und-baumustermerkmale/",
+    ):
+        assert source in header, source
+    # Every source is one a reader can open: no notes that live outside the repository.
+    for private in ("vin-facts", "/work/", "shared/domain", ".csv", "[S1", "[S2", "[S3"):
+        assert private not in text, private
 
 
 def test_load_vin_rules_is_cached(tmp_path: Path):
@@ -418,7 +427,7 @@ def test_na_vin_with_a_wrong_check_digit_is_invalid_and_the_message_names_the_di
     assert err.value.to_dict()["error"]["code"] == "invalid_vin"
 
 
-# --- shared series and scopes (vin-facts 0, 3) ---------------------------------------------------
+# --- shared series and scopes ([mbpassion]: 204.9 GLK, 247.6 GLB, 167.3 GLE Coupe) ---------
 
 
 @pytest.mark.parametrize(
@@ -484,7 +493,7 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
     assert decoded.manufacturer is not None and decoded.series == vin[3:6]
 
 
-# --- real-world-style examples (vin-facts 0-5); NA check digits computed by hand-checked code --
+# --- real-world-style examples; NA check digits computed by hand-checked code ------------------
 
 
 @pytest.mark.parametrize(
@@ -563,7 +572,7 @@ def test_decode_has_exactly_the_documented_fields():
         decoded.expected_parent = "E-Class"  # frozen
 
 
-# --- layout choice (vin-facts 4.4) -------------------------------------------------------------
+# --- layout choice (service/core/vin/_decoder.py, _layout) ------------------------------------
 
 
 def test_eu_fin_that_passes_the_na_check_by_chance_stays_european():

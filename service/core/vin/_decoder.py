@@ -72,7 +72,11 @@ def decode_vin(text: str) -> VinDecode:
 
 
 def _layout(vin: str, info: WmiInfo | None) -> Layout:
-    """Which scheme the VIN follows (vin-facts 4.4); raises for an NA VIN with a bad check digit."""
+    """Which scheme the VIN follows; raises for an NA VIN with a bad check digit.
+
+    An NA-only WMI is read by 49 CFR 565; a WMI used for both is read as a European FIN when
+    positions 4-9 are Baumuster digits and position 10 a steering code, else by the check digit.
+    """
     expected = compute_check_digit(vin)
     check_ok = vin[8] == expected
     if info is None:
