@@ -710,6 +710,41 @@ def test_real_world_style_vins(vin, layout, year, parent, body, series):
     ) == (layout, year, parent, body, series, [])
 
 
+@pytest.mark.parametrize(
+    ("wmi", "code", "year", "parent", "chassis_series"),
+    [
+        # The 167 generation is still built: its rules stay open past vPIC's last W1N year.
+        ("4JG", "FD", 2024, "GLE-Class", "167"),  # a 2024 GLE Coupe
+        ("W1N", "FD", 2024, "GLE-Class", "167"),
+        ("4JG", "FF", 2024, "GLS-Class", "167"),  # a 2024 GLS
+        ("W1N", "FF", 2025, "GLS-Class", "167"),
+        ("W1N", "FB", 2023, "GLE-Class", "167"),
+        # One generation, two names: ML (MY2012-15) and GLE (to MY2019) are the W166 ...
+        ("4JG", "DA", 2012, "GLE-Class", "166"),
+        ("4JG", "DA", 2019, "GLE-Class", "166"),
+        # ... GL (MY2013-16) and GLS (to MY2019) the X166.
+        ("4JG", "DF", 2013, "GLS-Class", "166"),
+        ("4JG", "DF", 2019, "GLS-Class", "166"),
+    ],
+)
+def test_current_and_renamed_suv_generations_keep_their_parent(
+    wmi, code, year, parent, chassis_series
+):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.model_year, decoded.expected_parent, decoded.series, decoded.reasons) == (
+        year,
+        parent,
+        chassis_series,
+        [],
+    )
+
+
+def test_a_2019_gle_code_fb_is_no_v167_because_vpic_starts_fb_at_2020():
+    # vPIC: 4JG FB from MY2020; the MY2019 GLE is the W166 (4JG DA). No rule, so no parent.
+    decoded = decode_vin(na_vin("4JG", "FB", 2019))
+    assert (decoded.expected_parent, decoded.reasons) == (None, ["unknown_model_code"])
+
+
 def test_decode_has_exactly_the_documented_fields():
     decoded = decode_vin("WDD2050461F123456")
     assert decoded.model_dump(mode="json") == {
