@@ -739,6 +739,42 @@ def test_current_and_renamed_suv_generations_keep_their_parent(
     )
 
 
+@pytest.mark.parametrize(
+    ("wmi", "code", "year", "chassis_series"),
+    [
+        ("8BT", "PE", 2017, None),  # Argentina, MPV
+        ("8BU", "PF", 2016, None),  # Argentina, truck
+        ("8BU", "CE", 2021, None),
+        ("WDR", "PE", 2014, "906"),  # Freightliner, MPV
+        ("WDY", "FF", 2016, "906"),  # Freightliner, truck
+        ("WDY", "BE", 2008, "906"),  # numeric position 7: read 1980-2009
+        ("WDR", "FE", 2020, None),
+        ("WD3", "PE", 2021, "907"),  # vPIC keeps WD3/WD4 open after the first VS30 year
+        ("WD4", "CF", 2019, "907"),
+    ],
+)
+def test_sprinter_wmis_decode_to_sprinter(wmi, code, year, chassis_series):
+    vin = na_vin(wmi, code, year)
+    assert check_digit(vin) == vin[8] == reference_check_digit(vin)
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.model_year, decoded.expected_parent) == ("na", year, "Sprinter")
+    assert (decoded.expected_body, decoded.series, decoded.reasons) == ("van", chassis_series, [])
+
+
+@pytest.mark.parametrize(
+    ("wmi", "code", "year"),
+    [
+        ("WDR", "PD", 2006),  # vPIC ".D" (T1N) names no position-4 letter
+        ("8BT", "PE", 2015),  # vPIC starts 8BT at MY2016
+        ("8BT", "BE", 2017),  # before MY2018 vPIC lists only FE and PE for 8BT
+        ("WDR", "PF", 2017),  # WDR ".F" only from MY2018
+    ],
+)
+def test_sprinter_wmi_codes_vpic_does_not_list_name_no_parent(wmi, code, year):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.expected_parent, decoded.reasons) == (None, ["unknown_model_code"])
+
+
 def test_a_2019_gle_code_fb_is_no_v167_because_vpic_starts_fb_at_2020():
     # vPIC: 4JG FB from MY2020; the MY2019 GLE is the W166 (4JG DA). No rule, so no parent.
     decoded = decode_vin(na_vin("4JG", "FB", 2019))
