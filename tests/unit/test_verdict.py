@@ -148,8 +148,10 @@ def test_real_vins_of_the_new_reasons_are_manual_review_against_the_real_taxonom
 
     tax = default_taxonomy()
     e_class = next(i for i, c in enumerate(tax.classes) if c.parent == "E-Class")
+    v_class = next(i for i, c in enumerate(tax.classes) if c.parent == "V-Class")
     for vin, reason, shown in (
         ("WDB1240301A123456", "generation_not_supported", e_class),  # an E-Class W124
+        ("W1V4476031P123456", "model_line_ambiguous", v_class),  # V-Class or Vito W447
     ):
         decoded = decode_vin(vin)
         logits = np.full(len(tax.classes), -10.0, dtype=np.float32)

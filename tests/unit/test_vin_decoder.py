@@ -182,13 +182,15 @@ def test_rule_parents_are_taxonomy_parents_or_listed_others():
 
 
 def test_every_taxonomy_parent_has_an_eu_rule():
+    # Except the V-Class: its series 447 is the Vito's too, and the FIN does not tell them apart.
     eu_parents = {r.parent for r in RULES.eu}
-    assert sorted(TAXONOMY_PARENTS - eu_parents) == []
+    assert sorted(TAXONOMY_PARENTS - eu_parents) == ["V-Class"]
 
 
 def test_na_rules_cover_every_parent_sold_in_north_america():
     # EQA, EQC, the forfour and the Actros were never sold in the US: vPIC has no pattern for them.
-    never_in_na = {"EQA-Class", "EQC-Class", "Smart Forfour", "Actros"}
+    # Nor the V-Class: the US W447 is the Metris, a Vito.
+    never_in_na = {"EQA-Class", "EQC-Class", "Smart Forfour", "Actros", "V-Class"}
     na_parents = {r.parent for r in RULES.na}
     assert sorted((TAXONOMY_PARENTS - never_in_na) - na_parents) == []
     assert not never_in_na & na_parents
@@ -551,6 +553,31 @@ def test_older_series_decode_as_a_generation_without_a_class(vin, series, name):
 
 
 @pytest.mark.parametrize(
+    "vin",
+    [
+        "W1V4476031P123456",  # a real FIN's Baumuster, 447.603
+        "WDF4478131P123456",
+        "VSA4476051A123456",  # Vitoria
+        "WDB4477011P123456",
+    ],
+)
+def test_w447_fins_name_no_parent_because_the_v_class_and_the_vito_share_them(vin):
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.expected_parent, decoded.series) == ("eu", None, "447")
+    assert decoded.reasons == ["model_line_ambiguous"]
+    assert decoded.generation is not None and "Vito" in decoded.generation.name
+
+
+@pytest.mark.parametrize(
+    ("wmi", "code", "year"),
+    [("WD3", "PG", 2016), ("WD4", "FG", 2017), ("WD3", "BG", 2022), ("W1W", "V0", 2021)],
+)
+def test_the_metris_is_a_vito_not_a_v_class(wmi, code, year):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.expected_parent, decoded.series, decoded.reasons) == ("Vito", "447", [])
+
+
+@pytest.mark.parametrize(
     ("vin", "year", "series", "name"),
     [
         # North-American VINs (positions 6-7 are Baumuster digits before MY2010 [cariffy])
@@ -661,7 +688,6 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
         ("WDD2189231A123456", "eu", None, "CLS-Class", "shooting_brake", "218"),
         ("WDB4374261V212365", "eu", None, "Unimog", "truck", "437"),  # the Unimog manual's FIN
         ("W1K1770461N123456", "eu", None, "A-Class", "hatchback", "177"),  # 177.046 = A 250
-        ("W1V4476031P123456", "eu", None, "V-Class", "van", "447"),
         ("W1V9071551P123456", "eu", None, "Sprinter", "van", "907"),
         ("WDB9062331N123456", "eu", None, "Sprinter", "van", "906"),
         ("W1T9634271K123456", "eu", None, "Actros", "truck", "963"),
@@ -682,7 +708,7 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
         ("WMEEJ3BA5BK123456", "na", 2011, "Smart Fortwo", "coupe", "451"),
         ("WD3PE7CD2F5123456", "na", 2015, "Sprinter", "van", "906"),
         ("WD3PE8CD7KP123456", "na", 2019, "Sprinter", "van", "907"),  # first VS30 year on WD3
-        ("WD4PG2EE6H3123456", "na", 2017, "V-Class", "van", "447"),  # Metris
+        ("WD4PG2EE6H3123456", "na", 2017, "Vito", "van", "447"),  # Metris: the US Vito
         ("W1W4EBHY9LT123456", "na", 2020, "Sprinter", "van", None),
         ("W1W40C6YXLT123456", "na", 2020, "Sprinter", "van", None),  # heavy: numeric position 7
         ("WDCYC7DFXCX123456", "na", 2012, "G-Class", "suv", "463"),
