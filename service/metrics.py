@@ -155,7 +155,8 @@ VIN_DECODES = MetricSpec(
     "counter",
     "recognize_vin_decodes_total",
     "VINs decoded, by layout (eu, na; invalid) and result (parent: an expected parent class "
-    "was found; unknown_model_code; vin_not_mercedes; invalid).",
+    "was found; else the first reason: unknown_model_code, generation_not_supported, "
+    "model_line_ambiguous, vin_not_mercedes; invalid).",
     ("layout", "result"),
 )
 

@@ -11,7 +11,9 @@ recall (thesis 6.6): anything short of clear evidence goes to manual review.
   that parent's most probable class, if it has one, else the global threshold).
 - ``mismatch``: another parent carries at least the mismatch threshold.
 - ``manual_review``: everything else, and every unknown (no parent from the VIN, a parent the
-  model does not know). Disabled classes never count as evidence for either decision.
+  model does not know). Disabled classes never count as evidence for either decision. A VIN
+  reason that says the VIN names no parent to check (an unknown code, a generation without a
+  class) forces manual review even if a caller passed a parent along with it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ class Verdict(StrEnum):
     MATCH = "match"
     MISMATCH = "mismatch"
     MANUAL_REVIEW = "manual_review"
+
+
+# The VIN decoder's reasons for naming no parent (service.core.vin): with any of them there is
+# nothing the photo could match, whatever ``expected_parent`` says.
+NO_PARENT_REASONS = frozenset(
+    {
+        Reason.UNKNOWN_MODEL_CODE,
+        Reason.VIN_NOT_MERCEDES,
+        Reason.GENERATION_NOT_SUPPORTED,
+        Reason.MODEL_LINE_AMBIGUOUS,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,7 @@ def decide(
             Verdict.MANUAL_REVIEW, reasons, None, top, min(1.0, parent_probability), ranked
         )
 
-    if expected_parent is None:
+    if expected_parent is None or NO_PARENT_REASONS.intersection(vin_reasons):
         return review(list(vin_reasons) or [Reason.UNKNOWN_MODEL_CODE], masses[top.parent])
     if expected_parent not in masses:
         return review([Reason.PARENT_NOT_SUPPORTED], masses[top.parent])

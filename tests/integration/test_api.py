@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 EU_C_ESTATE = "WDD2052041F123456"  # Baumuster 205.204: C-Class Estate S205 (EU layout)
 UNKNOWN_CODE = "WDD9992041F123456"  # well-formed Mercedes FIN, series 999 unknown
 NOT_MERCEDES = "VF1RFB00X56123456"  # a Renault WMI
+OLD_E_CLASS = "WDB1240301A123456"  # an E-Class W124: a generation the taxonomy has no class for
 
 
 def na_vin(prefix8: str, rest8: str) -> str:
@@ -123,14 +124,23 @@ def test_north_american_vin(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("vin", "reason"), [(UNKNOWN_CODE, "unknown_model_code"), (NOT_MERCEDES, "vin_not_mercedes")]
+    ("vin", "reason", "series"),
+    [
+        (UNKNOWN_CODE, "unknown_model_code", None),
+        (NOT_MERCEDES, "vin_not_mercedes", None),
+        (OLD_E_CLASS, "generation_not_supported", "124"),
+    ],
 )
-def test_unknown_parent_goes_to_manual_review(client: httpx.Client, vin: str, reason: str) -> None:
+def test_unknown_parent_goes_to_manual_review(
+    client: httpx.Client, vin: str, reason: str, series: str | None
+) -> None:
     body = post(client, f.jpeg(), vin).json()
     assert body["verdict"] == "manual_review"
     assert body["reasons"] == [reason]
     assert body["parent_match"] is None
     assert body["vin"]["expected_parent"] is None
+    generation = body["vin"]["generation"]
+    assert (generation and generation["series"]) == series
 
 
 def test_concurrent_requests_batch_and_match_sequential_results(client: httpx.Client) -> None:

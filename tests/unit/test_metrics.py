@@ -103,6 +103,7 @@ def test_stages_observe_every_stage_in_seconds(ingress: Any) -> None:
     [
         ("WDD2052041F123456", {"layout": "eu", "result": "parent"}),
         ("WDD9992041F123456", {"layout": "eu", "result": "unknown_model_code"}),
+        ("WDB1240301A123456", {"layout": "eu", "result": "generation_not_supported"}),
         ("VF1RFB00X56123456", {"layout": "eu", "result": "vin_not_mercedes"}),
         (None, {"layout": "invalid", "result": "invalid"}),
     ],

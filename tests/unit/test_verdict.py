@@ -117,6 +117,58 @@ def test_unknown_model_code_is_the_default_reason() -> None:
     assert run([0.99, 0.01, 0, 0, 0, 0, 0], None).reasons == ["unknown_model_code"]
 
 
+NEW_VIN_REASONS = ("generation_not_supported", "model_line_ambiguous")
+
+
+@pytest.mark.parametrize("reason", NEW_VIN_REASONS)
+@pytest.mark.parametrize(
+    "probs",
+    [
+        [0.99, 0.01, 0, 0, 0, 0, 0],  # the photo clearly shows a C-Class
+        [0.0, 0.0, 0.0, 0.99, 0.01, 0, 0],  # ... clearly an E-Class
+        [0.2, 0.2, 0.2, 0.2, 0.1, 0.0, 0.1],  # ... nothing clearly
+    ],
+)
+def test_a_vin_of_a_known_series_without_a_class_is_manual_review(probs, reason) -> None:
+    d = run(probs, None, (reason,))
+    assert (d.verdict.value, d.reasons, d.parent_match) == ("manual_review", [reason], None)
+
+
+@pytest.mark.parametrize("reason", NEW_VIN_REASONS)
+def test_a_no_parent_vin_reason_wins_over_a_parent_passed_with_it(reason) -> None:
+    # A caller that passes a parent along with the decoder's "no parent" reason still gets
+    # manual review: the C-Class evidence is clear and would otherwise match or mismatch.
+    for expected in ("C-Class", "E-Class"):
+        d = run([0.99, 0.01, 0, 0, 0, 0, 0], expected, (reason,))
+        assert (d.verdict.value, d.reasons, d.parent_match) == ("manual_review", [reason], None)
+
+
+def test_real_vins_of_the_new_reasons_are_manual_review_against_the_real_taxonomy() -> None:
+    from service.core.vin import decode_vin
+
+    tax = default_taxonomy()
+    e_class = next(i for i, c in enumerate(tax.classes) if c.parent == "E-Class")
+    v_class = next(i for i, c in enumerate(tax.classes) if c.parent == "V-Class")
+    for vin, reason, shown in (
+        ("WDB1240301A123456", "generation_not_supported", e_class),  # an E-Class W124
+        ("W1V4476031P123456", "model_line_ambiguous", v_class),  # V-Class or Vito W447
+    ):
+        decoded = decode_vin(vin)
+        logits = np.full(len(tax.classes), -10.0, dtype=np.float32)
+        logits[shown] = 10.0  # the photo shows the series' line beyond doubt
+        d = decide(
+            logits,
+            tax.classes,
+            expected_parent=decoded.expected_parent,
+            vin_reasons=decoded.reasons,
+        )
+        assert (decoded.expected_parent, d.verdict.value, d.reasons) == (
+            None,
+            "manual_review",
+            [reason],
+        )
+
+
 def test_parent_the_model_does_not_know_is_manual_review() -> None:
     d = run([0.99, 0.01, 0, 0, 0, 0, 0], "X-Class")
     assert (d.verdict.value, d.reasons, d.parent_match) == (

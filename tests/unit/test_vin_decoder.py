@@ -17,7 +17,7 @@ import yaml
 from service.core.errors import InvalidVIN
 from service.core.taxonomy import default_taxonomy
 from service.core.vin import VinDecode, check_digit, decode_vin, load_vin_rules, normalize_vin
-from service.core.vin._rules import VIN_RULES_RESOURCE, EuRule, NaRule
+from service.core.vin._rules import VIN_RULES_RESOURCE, EuNoClass, EuRule, NaNoClass, NaRule
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = load_vin_rules()
@@ -83,7 +83,7 @@ def eu_vin(
 # --- brute-force oracles: a linear scan over the rules, as the file's header describes them ---
 
 
-def eu_scope(rule: EuRule) -> set[str]:
+def eu_scope(rule: EuRule | EuNoClass) -> set[str]:
     if rule.wmi is not None:
         return set(rule.wmi)
     return {
@@ -91,32 +91,56 @@ def eu_scope(rule: EuRule) -> set[str]:
     }
 
 
-def oracle_eu(wmi: str, baumuster: str) -> EuRule | None:
+def _scan_eu(entries, wmi: str, baumuster: str):
     found = [
-        r
-        for r in RULES.eu
-        if r.series == baumuster[:3]
-        and wmi in eu_scope(r)
-        and (r.body_digits is None or int(baumuster[3]) in r.body_digits)
+        e
+        for e in entries
+        if e.series == baumuster[:3]
+        and wmi in eu_scope(e)
+        and (e.body_digits is None or int(baumuster[3]) in e.body_digits)
     ]
     assert len(found) <= 1, found
     return found[0] if found else None
+
+
+def _scan_na(entries, wmi: str, code: str, year: int):
+    found = [
+        e
+        for e in entries
+        if wmi in e.wmi
+        and code in e.codes
+        and e.min_year <= year
+        and (e.max_year is None or year <= e.max_year)
+    ]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def oracle_eu(wmi: str, baumuster: str) -> EuRule | None:
+    return _scan_eu(RULES.eu, wmi, baumuster)
 
 
 def oracle_na(wmi: str, code: str, year: int) -> NaRule | None:
-    found = [
-        r
-        for r in RULES.na
-        if wmi in r.wmi
-        and code in r.codes
-        and r.min_year <= year
-        and (r.max_year is None or year <= r.max_year)
-    ]
-    assert len(found) <= 1, found
-    return found[0] if found else None
+    return _scan_na(RULES.na, wmi, code, year)
 
 
-def eu_vins(rule: EuRule) -> list[str]:
+def oracle_eu_no_class(wmi: str, baumuster: str) -> EuNoClass | None:
+    return _scan_eu(RULES.no_class.eu, wmi, baumuster)
+
+
+def oracle_na_no_class(wmi: str, code: str, year: int) -> NaNoClass | None:
+    return _scan_na(RULES.no_class.na, wmi, code, year)
+
+
+def expected_no_parent(entry: EuNoClass | NaNoClass | None) -> tuple[list[str], dict | None]:
+    """The reasons and ``generation`` a VIN that matches no rule decodes with."""
+    if entry is None:
+        return ["unknown_model_code"], None
+    series = entry.series
+    return [entry.reason.value], {"series": series, "name": entry.name, "years": entry.years}
+
+
+def eu_vins(rule: EuRule | EuNoClass) -> list[str]:
     """FINs for a rule: every WMI in its scope x every allowed body digit (0, 4, 9 for "any"),
     steering codes cycling through 1/2/5/6."""
     digits = (0, 4, 9) if rule.body_digits is None else rule.body_digits
@@ -127,12 +151,12 @@ def eu_vins(rule: EuRule) -> list[str]:
     ]
 
 
-def na_years(rule: NaRule) -> list[int]:
+def na_years(rule: NaRule | NaNoClass) -> list[int]:
     last = rule.max_year if rule.max_year is not None else 2039
     return sorted({rule.min_year, (rule.min_year + last) // 2, last})
 
 
-def na_vins(rule: NaRule) -> list[tuple[str, int]]:
+def na_vins(rule: NaRule | NaNoClass) -> list[tuple[str, int]]:
     """VINs for a rule: every WMI x every code x the first, a middle and the last model year."""
     return [
         (na_vin(wmi, code, year), year)
@@ -158,19 +182,21 @@ def test_rule_parents_are_taxonomy_parents_or_listed_others():
 
 
 def test_every_taxonomy_parent_has_an_eu_rule():
+    # Except the V-Class: its series 447 is the Vito's too, and the FIN does not tell them apart.
     eu_parents = {r.parent for r in RULES.eu}
-    assert sorted(TAXONOMY_PARENTS - eu_parents) == []
+    assert sorted(TAXONOMY_PARENTS - eu_parents) == ["V-Class"]
 
 
 def test_na_rules_cover_every_parent_sold_in_north_america():
-    # EQA, EQC, the forfour and the Actros were never sold in the US (vin-facts 7).
-    never_in_na = {"EQA-Class", "EQC-Class", "Smart Forfour", "Actros"}
+    # EQA, EQC, the forfour and the Actros were never sold in the US: vPIC has no pattern for them.
+    # Nor the V-Class: the US W447 is the Metris, a Vito.
+    never_in_na = {"EQA-Class", "EQC-Class", "Smart Forfour", "Actros", "V-Class"}
     na_parents = {r.parent for r in RULES.na}
     assert sorted((TAXONOMY_PARENTS - never_in_na) - na_parents) == []
     assert not never_in_na & na_parents
 
 
-FACTS_WMIS = {  # vin-facts section 2, with the layout the table must give them
+FACTS_WMIS = {  # the WMIs the rules file cites ([vPIC], [w220wiki], ...), with their layout
     "WDB": "both",
     "WDC": "both",
     "WDD": "both",
@@ -245,8 +271,17 @@ def test_wmi_table_lists_every_wmi_of_the_facts():
 
 
 def test_rules_file_states_its_sources():
-    header = VIN_RULES_RESOURCE.read_text(encoding="utf-8").split("\nversion:")[0]
-    assert "vin-facts.md" in header and "vPIC" in header
+    text = VIN_RULES_RESOURCE.read_text(encoding="utf-8")
+    header = text.split("\nversion:")[0]
+    for source in (
+        "https://vpic.nhtsa.dot.gov/api/vPICList_lite_2024_03.bak.zip",  # NHTSA vPIC
+        "49 CFR 565",
+        "https://mbpassion.de/2019/06/baureihenbezeichnungen-und-baumustermerkmale/",
+    ):
+        assert source in header, source
+    # Every source is one a reader can open: no notes that live outside the repository.
+    for private in ("vin-facts", "/work/", "shared/domain", ".csv", "[S1", "[S2", "[S3"):
+        assert private not in text, private
 
 
 def test_load_vin_rules_is_cached(tmp_path: Path):
@@ -341,6 +376,42 @@ def _write_rules(tmp_path: Path, edit) -> Path:
             ),
             "codes",
         ),
+        (
+            lambda d: d["no_class"]["eu"].append(
+                {"series": "205", "body_digits": [0], "name": "C-Class W205", "years": "2014-2021"}
+            ),
+            "EU rules overlap",
+        ),
+        (
+            lambda d: d["no_class"]["na"].append(
+                {
+                    "wmi": ["4JG"],
+                    "codes": ["FB"],
+                    "min_year": 2024,
+                    "max_year": None,
+                    "series": "167",
+                    "name": "GLE V167",
+                    "years": "2019-",
+                }
+            ),
+            "NA rules overlap",
+        ),
+        (
+            lambda d: d["no_class"]["eu"].append(
+                {"series": "999", "name": "X", "years": "1990-2000", "reason": "low_confidence"}
+            ),
+            "reason",
+        ),
+        (
+            lambda d: d["no_class"]["eu"].append({"series": "999", "name": "X", "years": "90s"}),
+            "years",
+        ),
+        (
+            lambda d: d["no_class"]["eu"].append(
+                {"series": "999", "name": "X", "years": "1990-2000", "parent": "E-Class"}
+            ),
+            "parent",
+        ),
     ],
 )
 def test_loader_rejects_broken_rules(tmp_path, edit, message):
@@ -352,6 +423,7 @@ def test_loader_rejects_broken_rules(tmp_path, edit, message):
 def test_loader_accepts_an_unmodified_copy(tmp_path):
     copy = load_vin_rules(_write_rules(tmp_path, lambda d: None))
     assert copy.eu == RULES.eu and copy.na == RULES.na and copy.wmi == RULES.wmi
+    assert copy.no_class == RULES.no_class
 
 
 # --- VINs built from every rule ----------------------------------------------------------------
@@ -402,7 +474,128 @@ def test_na_vins_outside_a_rules_years_name_no_parent_unless_another_rule_covers
                 decoded = decode_vin(na_vin(wmi, code, outside))
                 assert decoded.model_year == outside
                 assert decoded.expected_parent == (other.parent if other else None)
-                assert decoded.reasons == ([] if other else ["unknown_model_code"])
+                if other is None:
+                    reasons, generation = expected_no_parent(oracle_na_no_class(wmi, code, outside))
+                    assert decoded.reasons == reasons
+                    assert decoded.model_dump(mode="json")["generation"] == generation
+                else:
+                    assert decoded.reasons == []
+
+
+# --- known series without a class (no_class) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry", [*RULES.no_class.eu, *RULES.no_class.na], ids=lambda e: e.describe()
+)
+def test_vins_built_from_a_no_class_entry_name_it_and_no_parent(entry):
+    reasons, generation = expected_no_parent(entry)
+    if isinstance(entry, EuNoClass):
+        built = [(vin, "eu", None) for vin in eu_vins(entry)]
+    else:
+        built = [(vin, "na", year) for vin, year in na_vins(entry)]
+    assert built
+    for vin, layout, year in built:
+        if layout == "na":
+            assert check_digit(vin) == vin[8] == reference_check_digit(vin)
+        got = decode_vin(vin).model_dump(mode="json")
+        fields = ("layout", "model_year", "expected_parent", "expected_body", "series")
+        assert [got[k] for k in fields] == [layout, year, None, None, entry.series], vin
+        assert (got["reasons"], got["generation"]) == (reasons, generation), vin
+
+
+def test_no_class_entries_name_no_series_a_rule_gives_a_parent_to():
+    # A whole series either names a parent or is a known series without a class, except where
+    # the body digit splits it (203: W203/S203 are C-Class, the other bodies are not mapped).
+    parent_series = {r.series for r in RULES.eu}
+    shared = {e.series for e in RULES.no_class.eu} & parent_series
+    assert shared == {"203"}
+    digits = {d for r in RULES.eu if r.series == "203" for d in r.body_digits or ()}
+    (entry,) = (e for e in RULES.no_class.eu if e.series == "203")
+    assert digits == {0, 2} and set(entry.body_digits or ()) == set(range(10)) - digits
+
+
+@pytest.mark.parametrize(
+    ("vin", "series", "name"),
+    [
+        # European FINs of the series audits bring (Baumuster as [cariffy] prints them)
+        ("WDB1241251A560510", "124", "E-Class W124"),  # [cariffy]'s example FIN: 124.125 250 D
+        ("WDB1240301A123456", "124", "E-Class W124"),  # 300 E
+        ("WDB2100651A123456", "210", "E-Class W210"),
+        ("WDB2102651A123456", "210", "E-Class W210"),  # estate S210
+        ("WDB1400321A123456", "140", "S-Class W140"),
+        ("WDB2020201F123456", "202", "C-Class W202"),
+        ("WDB1680331J123456", "168", "A-Class W168"),
+        ("WDC1631541A123456", "163", "M-Class W163"),  # 163.154 ML 320
+        ("WDB1290671F123456", "129", "SL-Class R129"),
+        ("WDB2083651T123456", "208", "CLK-Class C208"),
+        ("WDB2037461A123456", "203", "C-Class 203"),  # a 203 body no rule maps
+        ("VSA6381941A123456", "638", "Vito / V-Class W638"),
+        ("WDF6381941A123456", "638", "Vito / V-Class W638"),
+        ("WDB9016631P123456", "901", "Sprinter T1N"),
+        ("WDB9026121P123456", "902", "Sprinter T1N"),
+        ("WDB9036621P123456", "903", "Sprinter T1N"),
+        ("WDB9046121P123456", "904", "Sprinter T1N"),
+        ("WDB9056121P123456", "905", "Sprinter T1N"),
+        ("8AC9036621A123456", "903", "Sprinter T1N"),  # Argentina
+        ("WDB6010671N123456", "601", "T1 Bremer Transporter"),
+        ("WDB6110671N123456", "611", "T1 Bremer Transporter"),
+        ("WDB6700741L123456", "670", "Vario"),
+        ("WDB9340321L123456", "934", "Actros MP2/MP3"),
+    ],
+)
+def test_older_series_decode_as_a_generation_without_a_class(vin, series, name):
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.expected_parent, decoded.series) == ("eu", None, series)
+    assert decoded.reasons == ["generation_not_supported"]
+    assert decoded.generation is not None and decoded.generation.name.startswith(name)
+    assert decoded.generation.series == series and decoded.generation.years
+
+
+@pytest.mark.parametrize(
+    "vin",
+    [
+        "W1V4476031P123456",  # a real FIN's Baumuster, 447.603
+        "WDF4478131P123456",
+        "VSA4476051A123456",  # Vitoria
+        "WDB4477011P123456",
+    ],
+)
+def test_w447_fins_name_no_parent_because_the_v_class_and_the_vito_share_them(vin):
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.expected_parent, decoded.series) == ("eu", None, "447")
+    assert decoded.reasons == ["model_line_ambiguous"]
+    assert decoded.generation is not None and "Vito" in decoded.generation.name
+
+
+@pytest.mark.parametrize(
+    ("wmi", "code", "year"),
+    [("WD3", "PG", 2016), ("WD4", "FG", 2017), ("WD3", "BG", 2022), ("W1W", "V0", 2021)],
+)
+def test_the_metris_is_a_vito_not_a_v_class(wmi, code, year):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.expected_parent, decoded.series, decoded.reasons) == ("Vito", "447", [])
+
+
+@pytest.mark.parametrize(
+    ("vin", "year", "series", "name"),
+    [
+        # North-American VINs (positions 6-7 are Baumuster digits before MY2010 [cariffy])
+        (with_check_digit("WDBEA30D0HA123456"), 1987, "124", "E-Class W124"),  # 300 E
+        (with_check_digit("WDBFA67E0SF123456"), 1995, "129", "SL-Class R129"),  # SL 500
+        (with_check_digit("WDBGA51E0TA123456"), 1996, "140", "S-Class W140"),
+        (with_check_digit("WDBHA28E0VF123456"), 1997, "202", "C-Class W202"),
+        (with_check_digit("WDBJF65H0XA123456"), 1999, "210", "E-Class W210"),
+        (with_check_digit("WDBLJ65G0YF123456"), 2000, "208", "CLK-Class C208"),
+        (with_check_digit("4JGAB54E01A123456"), 2001, "163", "M-Class W163"),  # 2001 ML 320
+    ],
+)
+def test_older_na_codes_decode_as_a_generation_without_a_class(vin, year, series, name):
+    assert check_digit(vin) == vin[8] == reference_check_digit(vin)
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.model_year, decoded.expected_parent) == ("na", year, None)
+    assert decoded.reasons == ["generation_not_supported"] and decoded.series == series
+    assert decoded.generation is not None and decoded.generation.name.startswith(name)
 
 
 @pytest.mark.parametrize("rule", RULES.na[::4], ids=NaRule.describe)
@@ -418,7 +611,7 @@ def test_na_vin_with_a_wrong_check_digit_is_invalid_and_the_message_names_the_di
     assert err.value.to_dict()["error"]["code"] == "invalid_vin"
 
 
-# --- shared series and scopes (vin-facts 0, 3) ---------------------------------------------------
+# --- shared series and scopes ([mbpassion]: 204.9 GLK, 247.6 GLB, 167.3 GLE Coupe) ---------
 
 
 @pytest.mark.parametrize(
@@ -484,7 +677,7 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
     assert decoded.manufacturer is not None and decoded.series == vin[3:6]
 
 
-# --- real-world-style examples (vin-facts 0-5); NA check digits computed by hand-checked code --
+# --- real-world-style examples; NA check digits computed by hand-checked code ------------------
 
 
 @pytest.mark.parametrize(
@@ -495,7 +688,6 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
         ("WDD2189231A123456", "eu", None, "CLS-Class", "shooting_brake", "218"),
         ("WDB4374261V212365", "eu", None, "Unimog", "truck", "437"),  # the Unimog manual's FIN
         ("W1K1770461N123456", "eu", None, "A-Class", "hatchback", "177"),  # 177.046 = A 250
-        ("W1V4476031P123456", "eu", None, "V-Class", "van", "447"),
         ("W1V9071551P123456", "eu", None, "Sprinter", "van", "907"),
         ("WDB9062331N123456", "eu", None, "Sprinter", "van", "906"),
         ("W1T9634271K123456", "eu", None, "Actros", "truck", "963"),
@@ -516,7 +708,7 @@ def test_unknown_eu_model_codes_name_no_parent(vin):
         ("WMEEJ3BA5BK123456", "na", 2011, "Smart Fortwo", "coupe", "451"),
         ("WD3PE7CD2F5123456", "na", 2015, "Sprinter", "van", "906"),
         ("WD3PE8CD7KP123456", "na", 2019, "Sprinter", "van", "907"),  # first VS30 year on WD3
-        ("WD4PG2EE6H3123456", "na", 2017, "V-Class", "van", "447"),  # Metris
+        ("WD4PG2EE6H3123456", "na", 2017, "Vito", "van", "447"),  # Metris: the US Vito
         ("W1W4EBHY9LT123456", "na", 2020, "Sprinter", "van", None),
         ("W1W40C6YXLT123456", "na", 2020, "Sprinter", "van", None),  # heavy: numeric position 7
         ("WDCYC7DFXCX123456", "na", 2012, "G-Class", "suv", "463"),
@@ -544,6 +736,77 @@ def test_real_world_style_vins(vin, layout, year, parent, body, series):
     ) == (layout, year, parent, body, series, [])
 
 
+@pytest.mark.parametrize(
+    ("wmi", "code", "year", "parent", "chassis_series"),
+    [
+        # The 167 generation is still built: its rules stay open past vPIC's last W1N year.
+        ("4JG", "FD", 2024, "GLE-Class", "167"),  # a 2024 GLE Coupe
+        ("W1N", "FD", 2024, "GLE-Class", "167"),
+        ("4JG", "FF", 2024, "GLS-Class", "167"),  # a 2024 GLS
+        ("W1N", "FF", 2025, "GLS-Class", "167"),
+        ("W1N", "FB", 2023, "GLE-Class", "167"),
+        # One generation, two names: ML (MY2012-15) and GLE (to MY2019) are the W166 ...
+        ("4JG", "DA", 2012, "GLE-Class", "166"),
+        ("4JG", "DA", 2019, "GLE-Class", "166"),
+        # ... GL (MY2013-16) and GLS (to MY2019) the X166.
+        ("4JG", "DF", 2013, "GLS-Class", "166"),
+        ("4JG", "DF", 2019, "GLS-Class", "166"),
+    ],
+)
+def test_current_and_renamed_suv_generations_keep_their_parent(
+    wmi, code, year, parent, chassis_series
+):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.model_year, decoded.expected_parent, decoded.series, decoded.reasons) == (
+        year,
+        parent,
+        chassis_series,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("wmi", "code", "year", "chassis_series"),
+    [
+        ("8BT", "PE", 2017, None),  # Argentina, MPV
+        ("8BU", "PF", 2016, None),  # Argentina, truck
+        ("8BU", "CE", 2021, None),
+        ("WDR", "PE", 2014, "906"),  # Freightliner, MPV
+        ("WDY", "FF", 2016, "906"),  # Freightliner, truck
+        ("WDY", "BE", 2008, "906"),  # numeric position 7: read 1980-2009
+        ("WDR", "FE", 2020, None),
+        ("WD3", "PE", 2021, "907"),  # vPIC keeps WD3/WD4 open after the first VS30 year
+        ("WD4", "CF", 2019, "907"),
+    ],
+)
+def test_sprinter_wmis_decode_to_sprinter(wmi, code, year, chassis_series):
+    vin = na_vin(wmi, code, year)
+    assert check_digit(vin) == vin[8] == reference_check_digit(vin)
+    decoded = decode_vin(vin)
+    assert (decoded.layout, decoded.model_year, decoded.expected_parent) == ("na", year, "Sprinter")
+    assert (decoded.expected_body, decoded.series, decoded.reasons) == ("van", chassis_series, [])
+
+
+@pytest.mark.parametrize(
+    ("wmi", "code", "year"),
+    [
+        ("WDR", "PD", 2006),  # vPIC ".D" (T1N) names no position-4 letter
+        ("8BT", "PE", 2015),  # vPIC starts 8BT at MY2016
+        ("8BT", "BE", 2017),  # before MY2018 vPIC lists only FE and PE for 8BT
+        ("WDR", "PF", 2017),  # WDR ".F" only from MY2018
+    ],
+)
+def test_sprinter_wmi_codes_vpic_does_not_list_name_no_parent(wmi, code, year):
+    decoded = decode_vin(na_vin(wmi, code, year))
+    assert (decoded.expected_parent, decoded.reasons) == (None, ["unknown_model_code"])
+
+
+def test_a_2019_gle_code_fb_is_no_v167_because_vpic_starts_fb_at_2020():
+    # vPIC: 4JG FB from MY2020; the MY2019 GLE is the W166 (4JG DA). No rule, so no parent.
+    decoded = decode_vin(na_vin("4JG", "FB", 2019))
+    assert (decoded.expected_parent, decoded.reasons) == (None, ["unknown_model_code"])
+
+
 def test_decode_has_exactly_the_documented_fields():
     decoded = decode_vin("WDD2050461F123456")
     assert decoded.model_dump(mode="json") == {
@@ -557,13 +820,14 @@ def test_decode_has_exactly_the_documented_fields():
         "check_digit_valid": None,
         "expected_parent": "C-Class",
         "expected_body": "sedan",
+        "generation": None,
         "reasons": [],
     }
     with pytest.raises(ValueError):
         decoded.expected_parent = "E-Class"  # frozen
 
 
-# --- layout choice (vin-facts 4.4) -------------------------------------------------------------
+# --- layout choice (service/core/vin/_decoder.py, _layout) ------------------------------------
 
 
 def test_eu_fin_that_passes_the_na_check_by_chance_stays_european():

@@ -1,7 +1,8 @@
 """Properties of the VIN decoder (Hypothesis), checked against brute-force oracles.
 
 The single-character property, stated precisely. Take a valid North-American Mercedes VIN built
-from a rule and change one position to another VIN character:
+from a rule (or from a no_class entry: a known code that names no parent) and change one
+position to another VIN character:
 - if the change breaks the check digit (position 9 itself, or a character whose 49 CFR 565
   value differs), the decoder raises InvalidVIN or names no parent: never a non-null parent;
 - otherwise (same value, so the weighted sum mod 11 is unchanged) the check digit cannot see
@@ -26,10 +27,13 @@ from tests.unit.test_vin_decoder import (
     YEAR_CODES,
     eu_scope,
     eu_vin,
+    expected_no_parent,
     mutate,
     na_vin,
     oracle_eu,
+    oracle_eu_no_class,
     oracle_na,
+    oracle_na_no_class,
     reference_check_digit,
     translit,
 )
@@ -42,39 +46,48 @@ mercedes_eu_wmis = sorted(w for w, i in RULES.wmi.items() if i.layouts != "na")
 mercedes_na_wmis = sorted(w for w, i in RULES.wmi.items() if i.layouts != "eu")
 
 
-def oracle_parent(vin: str) -> str | None:
-    """The parent the rules name for a VIN whose check digit is valid (spec restated)."""
+def oracle_entries(vin: str):
+    """The rule and the no_class entry a VIN with a valid check digit matches (spec restated)."""
     info = RULES.wmi.get(vin[:3])
     if info is None:
-        return None
+        return None, None
     european = vin[3:9].isdigit() and vin[9] in "1256"
     if info.layouts == "eu" or (info.layouts == "both" and european):
-        rule = oracle_eu(vin[:3], vin[3:9]) if european else None
-        return rule.parent if rule else None
+        if not european:
+            return None, None
+        return oracle_eu(vin[:3], vin[3:9]), oracle_eu_no_class(vin[:3], vin[3:9])
     if vin[9] not in YEAR_CODES:
-        return None
+        return None, None
     year = 1980 + YEAR_CODES.index(vin[9])
     if vin[6].isalpha() or (info.first_model_year and year < info.first_model_year):
         year += 30
-    rule = oracle_na(vin[:3], vin[3:5], year)
+    return oracle_na(vin[:3], vin[3:5], year), oracle_na_no_class(vin[:3], vin[3:5], year)
+
+
+def oracle_parent(vin: str) -> str | None:
+    """The parent the rules name for a VIN whose check digit is valid (spec restated)."""
+    rule, _ = oracle_entries(vin)
     return rule.parent if rule else None
 
 
-@st.composite
-def na_rule_vins(draw: st.DrawFn) -> str:
-    """A valid NA-layout Mercedes VIN built from a random rule, year and filler characters."""
-    rule = draw(st.sampled_from(RULES.na))
-    last = rule.max_year if rule.max_year is not None else 2039
-    year = draw(st.integers(rule.min_year, last))
-    return na_vin(
-        draw(st.sampled_from(rule.wmi)),
-        draw(st.sampled_from(rule.codes)),
-        year,
-        pos6=draw(vin_char),
-        pos8=draw(vin_char),
-        plant=draw(vin_char),
-        serial=draw(st.text(alphabet="0123456789", min_size=6, max_size=6)),
-    )
+def na_vins_from(entries) -> st.SearchStrategy[str]:
+    """Valid NA-layout Mercedes VINs built from a random entry, year and filler characters."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        entry = draw(st.sampled_from(entries))
+        last = entry.max_year if entry.max_year is not None else 2039
+        return na_vin(
+            draw(st.sampled_from(entry.wmi)),
+            draw(st.sampled_from(entry.codes)),
+            draw(st.integers(entry.min_year, last)),
+            pos6=draw(vin_char),
+            pos8=draw(vin_char),
+            plant=draw(vin_char),
+            serial=draw(st.text(alphabet="0123456789", min_size=6, max_size=6)),
+        )
+
+    return build()
 
 
 # --- normalisation -----------------------------------------------------------------------------
@@ -114,26 +127,32 @@ def test_check_digit_matches_the_cfr_tables(vin):
     assert check_digit(vin) == reference_check_digit(vin)
 
 
-@st.composite
-def eu_rule_fins(draw: st.DrawFn) -> str:
-    """A European FIN built from a random EU rule and a random WMI of its scope."""
-    rule = draw(st.sampled_from(RULES.eu))
-    digits = range(10) if rule.body_digits is None else rule.body_digits
-    return eu_vin(
-        draw(st.sampled_from(sorted(eu_scope(rule)))),
-        rule.series,
-        draw(st.sampled_from(digits)),
-        variant=draw(st.text(alphabet="0123456789", min_size=2, max_size=2)),
-        steering=draw(st.sampled_from("1256")),
-        plant=draw(vin_char),
-    )
+def eu_fins_from(entries) -> st.SearchStrategy[str]:
+    """European FINs built from a random entry (rule or no_class) and a WMI of its scope."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        entry = draw(st.sampled_from(entries))
+        digits = range(10) if entry.body_digits is None else entry.body_digits
+        return eu_vin(
+            draw(st.sampled_from(sorted(eu_scope(entry)))),
+            entry.series,
+            draw(st.sampled_from(digits)),
+            variant=draw(st.text(alphabet="0123456789", min_size=2, max_size=2)),
+            steering=draw(st.sampled_from("1256")),
+            plant=draw(vin_char),
+        )
+
+    return build()
 
 
 any_vin = st.one_of(
     vins,
     st.builds(lambda w, rest: w + rest[3:], st.sampled_from(sorted(RULES.wmi)), vins),
-    na_rule_vins(),
-    eu_rule_fins(),
+    na_vins_from(RULES.na),
+    eu_fins_from(RULES.eu),
+    eu_fins_from(RULES.no_class.eu),
+    na_vins_from(RULES.no_class.na),
 )
 
 
@@ -155,8 +174,15 @@ def test_decoding_any_vin_either_raises_invalid_vin_or_is_consistent(vin):
         assert decoded.check_digit_valid is None and decoded.model_year is None
         assert decoded.model_code == vin[3:9]
     if decoded.expected_parent is None:
-        assert decoded.reasons in (["vin_not_mercedes"], ["unknown_model_code"])
         assert decoded.expected_body is None
+        rule, no_class = oracle_entries(vin)
+        assert rule is None
+        if decoded.manufacturer is None:
+            assert (decoded.reasons, decoded.generation) == (["vin_not_mercedes"], None)
+        else:
+            reasons, generation = expected_no_parent(no_class)
+            assert decoded.reasons == reasons
+            assert decoded.model_dump(mode="json")["generation"] == generation
     else:
         assert decoded.reasons == [] and decoded.manufacturer is not None
         assert decoded.expected_parent in RULES.parents
@@ -261,7 +287,12 @@ def _classify(vin: str, index: int, char: str) -> str:
 
 
 @FAST
-@given(na_rule_vins(), st.integers(0, 16), st.booleans(), st.data())
+@given(
+    st.one_of(na_vins_from(RULES.na), na_vins_from(RULES.no_class.na)),
+    st.integers(0, 16),
+    st.booleans(),
+    st.data(),
+)
 def test_one_changed_character_never_yields_a_parent_the_rules_do_not_give(
     vin, index, same_value, data
 ):
@@ -276,6 +307,8 @@ def test_one_changed_character_exhaustively_for_one_vin_per_na_parent():
     bases = {}
     for rule in RULES.na:
         bases.setdefault(rule.parent, na_vin(rule.wmi[0], rule.codes[0], rule.min_year))
+    for entry in RULES.no_class.na:  # known codes without a parent: a change must not add one
+        bases.setdefault(entry.name, na_vin(entry.wmi[0], entry.codes[0], entry.max_year or 2039))
     outcomes = Counter(
         _classify(vin, index, char)
         for vin in bases.values()

@@ -1,7 +1,8 @@
 """``decode_vin``: a VIN's expected parent class, or an honest "unknown".
 
 A wrong parent lets a mismatched photo pass as a match, so nothing here guesses: a model code
-that matches no rule decodes with ``expected_parent`` null and a reason saying why.
+that matches no rule decodes with ``expected_parent`` null and a reason saying why. A code the
+rules know as a generation or line without a class (a 1990s E-Class) says so and names it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from service.core.reasons import Reason
 from service.core.vin._checkdigit import compute_check_digit
 from service.core.vin._modelyear import model_year
 from service.core.vin._normalize import normalize_vin
-from service.core.vin._rules import VinRules, WmiInfo, load_vin_rules
+from service.core.vin._rules import (
+    EuEntry,
+    EuNoClass,
+    NaEntry,
+    NaNoClass,
+    VinRules,
+    WmiInfo,
+    load_vin_rules,
+)
 
 # European FIN position 10: 1/2 = left/right-hand drive, 5/6 = the same as CKD kits.
 EU_STEERING_CODES = frozenset("1256")
@@ -23,6 +32,24 @@ EU_STEERING_CODES = frozenset("1256")
 NORTH_AMERICAN_REGIONS = frozenset("12345")
 
 Layout = Literal["eu", "na"]
+
+
+class Generation(BaseModel):
+    """A known Mercedes-Benz series that names no parent the model could match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    series: str | None = Field(
+        description="3-digit series (Baureihe), when the rules know it", examples=["124"]
+    )
+    name: str = Field(
+        description="model line and chassis, as the rules name them",
+        examples=["E-Class W124 (S124, C124, A124)"],
+    )
+    years: str = Field(
+        description="production years ('1984-1997'; '2014-' while still built)",
+        examples=["1984-1997"],
+    )
 
 
 class VinDecode(BaseModel):
@@ -50,9 +77,15 @@ class VinDecode(BaseModel):
         description="the parent class the VIN names; null when unknown (never guessed)"
     )
     expected_body: str | None = Field(description="body style, when the model code names one")
+    generation: Generation | None = Field(
+        default=None,
+        description="the known series a VIN names when it names no parent: a generation or "
+        "line the taxonomy has no class for (reason generation_not_supported), or a series "
+        "whose lines the VIN cannot tell apart (model_line_ambiguous); null otherwise",
+    )
     reasons: list[Reason] = Field(
         description="empty when a parent was found, else why not: vin_not_mercedes, "
-        "unknown_model_code"
+        "unknown_model_code, generation_not_supported, model_line_ambiguous"
     )
 
 
@@ -72,7 +105,11 @@ def decode_vin(text: str) -> VinDecode:
 
 
 def _layout(vin: str, info: WmiInfo | None) -> Layout:
-    """Which scheme the VIN follows (vin-facts 4.4); raises for an NA VIN with a bad check digit."""
+    """Which scheme the VIN follows; raises for an NA VIN with a bad check digit.
+
+    An NA-only WMI is read by 49 CFR 565; a WMI used for both is read as a European FIN when
+    positions 4-9 are Baumuster digits and position 10 a steering code, else by the check digit.
+    """
     expected = compute_check_digit(vin)
     check_ok = vin[8] == expected
     if info is None:
@@ -111,36 +148,23 @@ def _looks_north_american(vin: str) -> bool:
 
 def _decode_eu(vin: str, info: WmiInfo | None, rules: VinRules) -> VinDecode:
     baumuster = vin[3:9]
-    rule = None
+    entry = None
     if info is not None and _looks_european(vin):
-        rule = rules.match_eu(vin[:3], baumuster)
+        entry = rules.match_eu(vin[:3], baumuster)
     series = vin[3:6] if info is not None and vin[3:6].isdigit() else None
     return _result(
-        vin,
-        info,
-        layout="eu",
-        model_code=baumuster,
-        series=series,
-        year=None,
-        parent=rule.parent if rule else None,
-        body=rule.body if rule else None,
+        vin, info, layout="eu", model_code=baumuster, series=series, year=None, entry=entry
     )
 
 
 def _decode_na(vin: str, info: WmiInfo | None, rules: VinRules) -> VinDecode:
     year = model_year(vin, first_model_year=info.first_model_year if info else None)
-    rule = None
+    entry = None
     if info is not None and year is not None:
-        rule = rules.match_na(vin[:3], vin[3:5], year)
+        entry = rules.match_na(vin[:3], vin[3:5], year)
+    series = entry.series if entry else None
     return _result(
-        vin,
-        info,
-        layout="na",
-        model_code=vin[3:8],
-        series=rule.series if rule else None,
-        year=year,
-        parent=rule.parent if rule else None,
-        body=rule.body if rule else None,
+        vin, info, layout="na", model_code=vin[3:8], series=series, year=year, entry=entry
     )
 
 
@@ -152,15 +176,19 @@ def _result(
     model_code: str,
     series: str | None,
     year: int | None,
-    parent: str | None,
-    body: str | None,
+    entry: EuEntry | NaEntry | None,
 ) -> VinDecode:
+    parent = body = generation = None
     if info is None:
         reasons = [Reason.VIN_NOT_MERCEDES]
-    elif parent is None:
+    elif entry is None:
         reasons = [Reason.UNKNOWN_MODEL_CODE]
+    elif isinstance(entry, EuNoClass | NaNoClass):
+        reasons = [entry.reason]
+        generation = Generation(series=series, name=entry.name, years=entry.years)
     else:
         reasons = []
+        parent, body = entry.parent, entry.body
     return VinDecode(
         vin=vin,
         layout=layout,
@@ -172,5 +200,6 @@ def _result(
         check_digit_valid=True if layout == "na" else None,
         expected_parent=parent,
         expected_body=body,
+        generation=generation,
         reasons=reasons,
     )
