@@ -55,7 +55,8 @@ from loadtest._httpload import (
 )
 from loadtest._servers import ServerFailed, ServerProcess, free_port, start_server
 from loadtest._stats import percentile, tree_cpu_seconds, tree_memory
-from loadtest._workload import C_CLASS_VIN, dealer_jpegs
+from loadtest._workload import C_CLASS_VIN
+from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"

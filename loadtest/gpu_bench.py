@@ -36,6 +36,7 @@ import numpy as np
 
 from loadtest._servers import free_port, start_server
 from loadtest._stats import percentile, process_memory, process_tree, tree_cpu_seconds, tree_memory
+from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 VIN = "WDD2052041F123456"  # C-Class estate (EU layout)
@@ -187,14 +188,6 @@ def raw_throughput(
         )
         print(f"raw b={b}: {b / median:.0f} img/s (first run {first_s:.1f} s)", flush=True)
     return rows
-
-
-def photos(n: int) -> list[bytes]:
-    sys.path.insert(0, str(REPO))
-    from tests.imagefactory import jpeg
-
-    # Sizes around the thesis's 460x706 average.
-    return [jpeg(400 + (i * 37) % 140, 640 + (i * 53) % 140, seed=i) for i in range(n)]
 
 
 Sample = tuple[float, int, int, float, float]  # latency s, status, batch, decode ms, queue ms
@@ -583,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
     raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
 
-    images = photos(48)
+    images = [p.data for p in dealer_jpegs(48, seed=0)]
     result["services"] = []
     for replicas in [int(n) for n in args.classifier_replicas.split(",") if n]:
         run: dict[str, Any] = {"classifier_replicas": replicas}

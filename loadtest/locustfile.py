@@ -7,7 +7,7 @@ Run it headless against any deployment (``loadtest/run.sh URL`` writes every rep
 
 Each user uploads a photo with a VIN to ``POST /recognize``, then thinks for 0.5-1.5 s:
 - photos: dealer JPEGs of about 460x706 (varied), 8 % PNG, 3 % full-resolution 4032x3024 phone
-  photos, all generated at start-up (``loadtest/_workload.py``);
+  photos, all generated at start-up (``loadtest/_workload.py``, ``loadtest/photos.py``);
 - VINs: 82 % name a parent class (the photo then matches or not), 7 % an unknown model code,
   7 % another make, 4 % malformed. A malformed VIN must be answered 422 ``invalid_vin``; that
   answer is a success, anything else a failure;

@@ -30,8 +30,8 @@ import httpx
 import numpy as np
 from PIL import Image, ImageCms
 
+from loadtest import photos as f
 from service.core.vin import check_digit
-from tests import imagefactory as f
 
 VIN = "WDD2052041F123456"  # Baumuster 205.204: C-Class Estate (EU FIN)
 NA_GLE = "4JGFB4KB" + check_digit("4JGFB4KB0LA123456") + "LA123456"  # GLE, model year 2020

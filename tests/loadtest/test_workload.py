@@ -15,19 +15,8 @@ from PIL import Image
 
 from loadtest._stages import Stage, stage_plan
 from loadtest._stats import percentile, process_tree, tree_cpu_seconds, tree_memory
-from loadtest._workload import (
-    DEALER_SIZE,
-    INVALID,
-    KNOWN,
-    NOT_MERCEDES,
-    PHONE_SIZE,
-    UNKNOWN,
-    VIN_MIX,
-    dealer_jpeg,
-    dealer_png,
-    phone_jpeg,
-    vin_mix,
-)
+from loadtest._workload import INVALID, KNOWN, NOT_MERCEDES, UNKNOWN, VIN_MIX, vin_mix
+from loadtest.photos import DEALER_SIZE, PHONE_SIZE, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
 from service.core.imaging import Limits, prepare_image
 from service.core.vin import decode_vin
