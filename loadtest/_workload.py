@@ -6,7 +6,8 @@ JPEGs and PNGs of about 460x706, and a few full-resolution phone photos.
 VINs come in the kinds an audit portal sends: well-formed Mercedes-Benz VINs whose model code
 names a parent class (the photo then matches or not), unknown model codes, other makes, and a
 few malformed ones the service must refuse with 422 ``invalid_vin``. Every VIN is run through
-the service's own decoder here, so its kind is what the service will see, not a guess.
+the service's own decoder here, so its kind is what the service will see, not a guess: a VIN
+that names no parent is of the kind of the decoder's reason (``service.core.reasons.Reason``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from dataclasses import dataclass
 
 from loadtest.photos import PHONE_SIZE, Photo, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
+from service.core.reasons import Reason
 from service.core.vin import check_digit, decode_vin, load_vin_rules
 
-# VIN kinds, and how often the audit workload sends each (a few percent invalid ones).
+# VIN kinds, and how often the audit workload sends each (a few percent invalid ones). A VIN
+# that names no parent class is of the kind of the decoder's reason for it.
 KNOWN = "known_parent"
-UNKNOWN = "unknown_model_code"
-NOT_MERCEDES = "not_mercedes"
+UNKNOWN = Reason.UNKNOWN_MODEL_CODE
+NOT_MERCEDES = Reason.VIN_NOT_MERCEDES
 INVALID = "invalid"
 VIN_MIX: dict[str, float] = {KNOWN: 0.82, UNKNOWN: 0.07, NOT_MERCEDES: 0.07, INVALID: 0.04}
 
@@ -159,7 +162,7 @@ def _kind_of(vin: str) -> tuple[str, str | None]:
         return INVALID, None
     if decoded.expected_parent is not None:
         return KNOWN, decoded.expected_parent
-    if "vin_not_mercedes" in decoded.reasons:
+    if Reason.VIN_NOT_MERCEDES in decoded.reasons:
         return NOT_MERCEDES, None
     return UNKNOWN, None
 

@@ -19,6 +19,7 @@ from loadtest._workload import INVALID, KNOWN, NOT_MERCEDES, UNKNOWN, VIN_MIX, v
 from loadtest.photos import DEALER_SIZE, PHONE_SIZE, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
 from service.core.imaging import Limits, prepare_image
+from service.core.reasons import Reason
 from service.core.vin import decode_vin
 
 LIMITS = Limits(max_pixels=50_000_000, min_side=32)
@@ -55,9 +56,9 @@ def test_vin_kinds_are_what_the_decoder_says() -> None:
     for vin in mix.pool[KNOWN]:
         assert decode_vin(vin.vin).expected_parent == vin.expected_parent is not None
     for vin in mix.pool[UNKNOWN]:
-        assert decode_vin(vin.vin).reasons == ["unknown_model_code"]
+        assert decode_vin(vin.vin).reasons == [Reason.UNKNOWN_MODEL_CODE]
     for vin in mix.pool[NOT_MERCEDES]:
-        assert "vin_not_mercedes" in decode_vin(vin.vin).reasons
+        assert Reason.VIN_NOT_MERCEDES in decode_vin(vin.vin).reasons
     for vin in mix.pool[INVALID]:
         with pytest.raises(InvalidVIN):
             decode_vin(vin.vin)
