@@ -14,7 +14,14 @@ import pytest
 from PIL import Image
 
 from loadtest._stages import Stage, stage_plan
-from loadtest._stats import percentile, process_tree, tree_cpu_seconds, tree_memory
+from loadtest._stats import (
+    percentile,
+    process_argv,
+    process_tree,
+    start_time,
+    tree_cpu_seconds,
+    tree_memory,
+)
 from loadtest._workload import INVALID, KNOWN, NOT_MERCEDES, UNKNOWN, VIN_MIX, vin_mix
 from loadtest.photos import DEALER_SIZE, PHONE_SIZE, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
@@ -101,3 +108,7 @@ def test_process_tree_measures_this_process() -> None:
     memory = tree_memory(pid)
     assert memory.processes >= 1 and 0 < memory.pss_mb <= memory.rss_mb
     assert tree_cpu_seconds(pid) > 0
+    # A process is named by its pid and start time (a reused pid has another start time).
+    assert start_time(pid) == start_time(pid) is not None
+    argv = process_argv(pid)
+    assert argv is not None and any("pytest" in arg for arg in argv)
