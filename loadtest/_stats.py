@@ -36,6 +36,21 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
+def start_time(pid: int) -> str | None:
+    """When the process started (clock ticks after boot), or None once it is gone: with the
+    pid, it names a process even after its pid is reused."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None else None
+
+
+def process_argv(pid: int) -> list[str] | None:
+    """A process's command line, or None once it is gone."""
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+
+
 def process_tree(root: int) -> list[int]:
     """root, its descendants, and the other processes of root's session."""
     parents: dict[int, int] = {}

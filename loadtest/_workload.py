@@ -1,51 +1,36 @@
-"""The audit workload's inputs, made on the spot: dealer photos and VINs (no data set ships).
+"""The audit workload's inputs, made on the spot: which photos and VINs, and how often each.
 
-Photos are real JPEG/PNG encodings whose content compresses like a photograph, not like a flat
-colour: a smooth gradient, car-like shapes and per-channel Gaussian noise, all drawn by Pillow's
-C code so that even 12 MP phone photos take well under a second. Dealer photos average about
-460x706 (width x height), the size of the thesis's data set, with +-25 % spread.
+Photos come from ``loadtest/photos.py`` (real encodings with a photo's statistics): dealer
+JPEGs and PNGs of about 460x706, and a few full-resolution phone photos.
 
 VINs come in the kinds an audit portal sends: well-formed Mercedes-Benz VINs whose model code
 names a parent class (the photo then matches or not), unknown model codes, other makes, and a
 few malformed ones the service must refuse with 422 ``invalid_vin``. Every VIN is run through
-the service's own decoder here, so its kind is what the service will see, not a guess.
+the service's own decoder here, so its kind is what the service will see, not a guess: a VIN
+that names no parent is of the kind of the decoder's reason (``service.core.reasons.Reason``).
 """
 
 from __future__ import annotations
 
-import io
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image, ImageChops, ImageDraw
-
+from loadtest.photos import PHONE_SIZE, Photo, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
+from service.core.reasons import Reason
 from service.core.vin import check_digit, decode_vin, load_vin_rules
 
-DEALER_SIZE = (460, 706)  # mean width x height of the thesis's photos
-PHONE_SIZE = (4032, 3024)  # a 12 MP phone photo, stored landscape
-EXIF_ORIENTATION = 0x0112
-
-# VIN kinds, and how often the audit workload sends each (a few percent invalid ones).
+# VIN kinds, and how often the audit workload sends each (a few percent invalid ones). A VIN
+# that names no parent class is of the kind of the decoder's reason for it.
 KNOWN = "known_parent"
-UNKNOWN = "unknown_model_code"
-NOT_MERCEDES = "not_mercedes"
+UNKNOWN = Reason.UNKNOWN_MODEL_CODE
+NOT_MERCEDES = Reason.VIN_NOT_MERCEDES
 INVALID = "invalid"
 VIN_MIX: dict[str, float] = {KNOWN: 0.82, UNKNOWN: 0.07, NOT_MERCEDES: 0.07, INVALID: 0.04}
 
 C_CLASS_VIN = "WDD2052041F123456"  # decodes to C-Class (EU FIN, Baumuster 205204)
 GLE_VIN = "4JGFB4KB3LA123456"  # decodes to GLE-Class (North-American VIN, model year 2020)
-
-
-@dataclass(frozen=True)
-class Photo:
-    name: str
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    kind: str  # "dealer" or "phone"
 
 
 @dataclass(frozen=True)
@@ -56,106 +41,6 @@ class AuditVin:
 
 
 # --- photos ----------------------------------------------------------------------------------
-
-
-def photo_image(width: int, height: int, rng: random.Random, noise: float = 9.0) -> Image.Image:
-    """An RGB picture with a photo's statistics: gradient sky and ground, a car-like body, noise."""
-    top = tuple(rng.randint(90, 230) for _ in range(3))
-    bottom = tuple(rng.randint(20, 140) for _ in range(3))
-    # A 2-pixel-wide vertical gradient stretched by Pillow: smooth, and free to compute.
-    column = Image.new("RGB", (1, 256))
-    column.putdata(
-        [
-            tuple(int(t + (b - t) * y / 255) for t, b in zip(top, bottom, strict=True))
-            for y in range(256)
-        ]
-    )
-    img = column.resize((width, height), Image.Resampling.BILINEAR)
-    draw = ImageDraw.Draw(img)
-    # A car: body, cabin and two wheels, at a random place and scale.
-    scale = rng.uniform(0.55, 0.9)
-    car_w, car_h = int(width * scale), int(height * scale * 0.35)
-    x0 = rng.randint(0, max(0, width - car_w))
-    y0 = rng.randint(height // 3, max(height // 3, height - car_h - 1))
-    paint = tuple(rng.randint(0, 255) for _ in range(3))
-    draw.rounded_rectangle(
-        (x0, y0 + car_h // 3, x0 + car_w, y0 + car_h), radius=max(1, car_h // 6), fill=paint
-    )
-    draw.polygon(
-        [
-            (x0 + car_w // 5, y0 + car_h // 3),
-            (x0 + car_w // 3, y0),
-            (x0 + 2 * car_w // 3, y0),
-            (x0 + 4 * car_w // 5, y0 + car_h // 3),
-        ],
-        fill=tuple(max(0, c - 40) for c in paint),
-    )
-    wheel = max(2, car_h // 3)
-    for cx in (x0 + car_w // 5, x0 + 4 * car_w // 5):
-        draw.ellipse(
-            (cx - wheel, y0 + car_h - wheel, cx + wheel, y0 + car_h + wheel), fill=(15,) * 3
-        )
-    # Background clutter: other cars, signs, windows of the showroom.
-    for _ in range(rng.randint(4, 12)):
-        bx, by = rng.randint(0, width), rng.randint(0, height)
-        bw, bh = (
-            rng.randint(width // 20 + 1, width // 4 + 2),
-            rng.randint(height // 20 + 1, height // 5 + 2),
-        )
-        draw.rectangle(
-            (bx, by, bx + bw, by + bh), fill=tuple(rng.randint(0, 255) for _ in range(3))
-        )
-    # Sensor noise, one independent field per channel, centred on 128 and added around zero.
-    seed_noise = [Image.effect_noise((width, height), noise) for _ in range(3)]
-    return ImageChops.add(img, Image.merge("RGB", seed_noise), scale=1.0, offset=-128)
-
-
-def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **params)
-    return buf.getvalue()
-
-
-def dealer_size(rng: random.Random) -> tuple[int, int]:
-    """A dealer photo's size: about 460x706 on average, each side within +-25 %."""
-    width = round(DEALER_SIZE[0] * rng.uniform(0.75, 1.25))
-    height = round(DEALER_SIZE[1] * rng.uniform(0.75, 1.25))
-    return width, height
-
-
-def dealer_jpeg(rng: random.Random, index: int = 0) -> Photo:
-    width, height = dealer_size(rng)
-    data = encode(
-        photo_image(width, height, rng),
-        "JPEG",
-        quality=rng.choice((80, 85, 90, 92)),
-        progressive=rng.random() < 0.3,
-        optimize=False,
-    )
-    return Photo(f"dealer-{index}.jpg", data, "image/jpeg", width, height, "dealer")
-
-
-def dealer_png(rng: random.Random, index: int = 0) -> Photo:
-    width, height = dealer_size(rng)
-    # compress_level 1: a portal re-encoding screenshots as PNG does not spend seconds on it.
-    data = encode(photo_image(width, height, rng), "PNG", compress_level=1)
-    return Photo(f"dealer-{index}.png", data, "image/png", width, height, "dealer")
-
-
-def phone_jpeg(rng: random.Random, index: int = 0) -> Photo:
-    """A full-resolution phone photo: 4032x3024 stored landscape, EXIF says turn it upright."""
-    width, height = PHONE_SIZE
-    exif = Image.Exif()
-    exif[EXIF_ORIENTATION] = rng.choice((1, 6))
-    data = encode(
-        photo_image(width, height, rng, noise=6.0), "JPEG", quality=90, exif=exif.tobytes()
-    )
-    return Photo(f"phone-{index}.jpg", data, "image/jpeg", width, height, "phone")
-
-
-def dealer_jpegs(count: int, seed: int = 0) -> list[Photo]:
-    rng = random.Random(seed)
-    return [dealer_jpeg(rng, i) for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -277,7 +162,7 @@ def _kind_of(vin: str) -> tuple[str, str | None]:
         return INVALID, None
     if decoded.expected_parent is not None:
         return KNOWN, decoded.expected_parent
-    if "vin_not_mercedes" in decoded.reasons:
+    if Reason.VIN_NOT_MERCEDES in decoded.reasons:
         return NOT_MERCEDES, None
     return UNKNOWN, None
 

@@ -46,16 +46,23 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from loadtest._httpload import (
     Target,
-    batch_size_from_json,
-    batch_size_from_kserve,
+    json_answer,
+    kserve_answer,
     kserve_payloads,
     multipart_payloads,
     require_loopback,
-    run_cell,
 )
-from loadtest._servers import ServerFailed, ServerProcess, free_port, start_server
-from loadtest._stats import percentile, tree_cpu_seconds, tree_memory
-from loadtest._workload import C_CLASS_VIN, dealer_jpegs
+from loadtest._loadgen import BUSY_WARNING, run_cell
+from loadtest._raw import parallel_images_per_s, time_batch
+from loadtest._servers import (
+    ServerFailed,
+    ServerProcess,
+    start_naive,
+    start_service,
+    start_triton,
+)
+from loadtest._workload import C_CLASS_VIN
+from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"
@@ -199,8 +206,7 @@ def bench_raw(
     import numpy as np
 
     from service.core.imaging import Limits, prepare_image
-    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
-    from service.inference.classifier import ClassifierConfig, build_session
+    from service.inference.session import ClassifierConfig, build_session
 
     session, metadata = build_session(
         ClassifierConfig(model_path=str(model), intra_op_threads=intra_op_threads)
@@ -215,24 +221,14 @@ def bench_raw(
     rows = []
     for size in batch_sizes:
         batch = np.stack([arrays[i % len(arrays)] for i in range(size)])
-        for _ in range(2):  # first runs of a shape allocate memory
-            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        calls: list[float] = []
-        began = time.perf_counter()
-        # At least 3 calls, even when one call outlasts the whole window.
-        while len(calls) < 3 or time.perf_counter() - began < duration_s:
-            start = time.perf_counter()
-            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-            calls.append((time.perf_counter() - start) * 1000)
-        elapsed = time.perf_counter() - began
-        ordered = sorted(calls)
+        timing = time_batch(session, batch, seconds=duration_s, min_calls=3, warm_runs=2)
         rows.append(
             {
                 "batch_size": size,
-                "calls": len(calls),
-                "images_per_s": round(size * len(calls) / elapsed, 2),
-                "p50_ms": percentile(ordered, 50),
-                "p99_ms": percentile(ordered, 99),
+                "calls": len(timing.calls_ms),
+                "images_per_s": round(timing.images_per_s, 2),
+                "p50_ms": timing.percentile_ms(50),
+                "p99_ms": timing.percentile_ms(99),
             }
         )
     del session
@@ -256,44 +252,21 @@ def bench_raw_parallel(model: Path, image: Any, duration_s: float) -> dict[str, 
     can do with no thread hand-offs inside a call: the service, which runs two batches at once,
     is also compared with it so that no ratio flatters it.
     """
-    import threading
-
     import numpy as np
 
-    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
-    from service.inference.classifier import ClassifierConfig, build_session
+    from service.inference.session import ClassifierConfig, build_session
 
     streams = session_threads(0)
     sessions = [
         build_session(ClassifierConfig(model_path=str(model), intra_op_threads=1))[0]
         for _ in range(streams)
     ]
-    batch = np.ascontiguousarray(image[None])
-    for session in sessions:
-        session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-    counts = [0] * streams
-    start = threading.Barrier(streams + 1)
-    began = [0.0]
-
-    def loop(i: int) -> None:
-        start.wait()
-        while time.perf_counter() - began[0] < duration_s:
-            sessions[i].run([OUTPUT_NAME], {INPUT_NAME: batch})
-            counts[i] += 1
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(streams)]
-    for t in threads:
-        t.start()
-    began[0] = time.perf_counter()
-    start.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began[0]
+    images_per_s = parallel_images_per_s(sessions, np.ascontiguousarray(image[None]), duration_s)
     return {
         "streams": streams,
         "threads_per_stream": 1,
         "batch_size": 1,
-        "images_per_s": round(sum(counts) / elapsed, 2),
+        "images_per_s": round(images_per_s, 2),
     }
 
 
@@ -306,89 +279,20 @@ def session_threads(requested: int) -> int:
 # --- 2-4. servers over HTTP ------------------------------------------------------------------
 
 
-def _triton_libdir(python: Path) -> str:
-    return subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.strip()
-
-
 def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess:
     settings = args.settings
-    port = free_port()
     log = logs / f"{name}.log"
     if name == "service":
-        return start_server(
-            name,
-            [sys.executable, "-m", "service.cli", "serve"],
-            port=port,
-            ready_path="/readyz",
-            log=log,
-            cwd=REPO,
-            env={
-                "RECOGNIZE_PORT": str(port),
-                # A local benchmark: no API keys (their check costs microseconds).
-                "RECOGNIZE_AUTH_DISABLED": "true",
-                # Its own metrics port too, so a bench beside a running service cannot collide.
-                "RECOGNIZE_METRICS_PORT": str(free_port()),
-                "RECOGNIZE_MODEL_PATH": str(args.model),
-                "RAY_USAGE_STATS_ENABLED": "0",
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
+        return start_service(args.model, log)
     if name == "naive":
-        return start_server(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "loadtest.naive_server",
-                "--port",
-                str(port),
-                "--model",
-                str(args.model),
-                "--threads",
-                str(settings.intra_op_threads),
-            ],
-            port=port,
-            ready_path="/readyz",
-            log=log,
-            cwd=REPO,
-            env={"PYTHONPATH": str(REPO)},
-        )
-    python = args.triton_python
-    libdir = _triton_libdir(python)
-    return start_server(
-        name,
-        [
-            str(python),
-            "-m",
-            "loadtest.triton_server",
-            "--port",
-            str(port),
-            "--model",
-            str(args.model),
-            "--threads",
-            str(settings.intra_op_threads),
-            "--max-batch-size",
-            str(settings.max_batch_size),
-            "--batch-wait-ms",
-            str(settings.batch_wait_timeout_s * 1000),
-        ],
-        port=port,
-        ready_path="/v2/models/recognize/ready",
-        log=log,
-        cwd=REPO,
-        env={
-            "PYTHONPATH": str(REPO),
-            # Triton's Python backend must load this Python's libpython, not the system's.
-            "LD_LIBRARY_PATH": ":".join(
-                p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
-            ),
-        },
+        return start_naive(args.model, log, settings.intra_op_threads)
+    return start_triton(
+        args.triton_python,
+        args.model,
+        log,
+        intra_op_threads=settings.intra_op_threads,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_ms=settings.batch_wait_timeout_s * 1000,
     )
 
 
@@ -399,24 +303,16 @@ def target_for(name: str, base_url: str, photos: Sequence[bytes]) -> Target:
             base_url,
             "/v2/models/recognize/infer",
             kserve_payloads(photos, C_CLASS_VIN),
-            batch_size_from_kserve,
+            kserve_answer,
         )
     return Target(
         name,
         base_url,
         "/recognize",
         multipart_payloads(photos, C_CLASS_VIN),
-        batch_size_from_json,
+        json_answer,
         request_id_header=name == "service",
     )
-
-
-def idle_cpu_percent(pid: int, seconds: float) -> float:
-    """CPU the whole tree uses while nobody calls it, as % of the machine (all cores)."""
-    before, started = tree_cpu_seconds(pid), time.perf_counter()
-    time.sleep(seconds)
-    used = tree_cpu_seconds(pid) - before
-    return round(100 * used / ((time.perf_counter() - started) * (os.cpu_count() or 1)), 2)
 
 
 def bench_server(
@@ -437,7 +333,7 @@ def bench_server(
             return {"status": "failed", "reason": str(exc)[-3000:]}
         base_url = server.base_url
         row["cold_start_s"] = round(server.cold_start_s, 2)
-        row["memory_ready"] = tree_memory(server.pid).as_dict()
+        row["memory_ready"] = server.memory().as_dict()
         print(f"  {name} ready in {server.cold_start_s:.1f}s", flush=True)
     try:
         target = target_for(name, base_url, photos)
@@ -461,9 +357,9 @@ def bench_server(
         if any(c["errors"] for c in cells):
             row["status"] = "errors"
         if server is not None:
-            row["memory_after_load"] = tree_memory(server.pid).as_dict()
+            row["memory_after_load"] = server.memory().as_dict()
             time.sleep(1.0)  # let the last batches and logs settle
-            row["idle_cpu_percent"] = idle_cpu_percent(server.pid, args.idle)
+            row["idle_cpu_percent"] = server.idle_cpu_percent(args.idle)
     finally:
         if server is not None:
             server.stop(timeout_s=20.0)  # measured already; no need to wait out a slow exit
@@ -599,6 +495,17 @@ def print_report(report: dict[str, Any]) -> None:
                 f"{_fmt(cell['mean_batch'], '.2f'):>6} {cell['errors']:>6} "
                 f"{_fmt(cell.get('generator_cpu_ms_per_request'), '.2f'):>9}"
             )
+    busy = [
+        f"{name} c={c}"
+        for c in report["concurrency"]
+        for name in PEERS
+        if ((_cell(report, name, c) or {}).get("generator_busy") or 0) >= BUSY_WARNING
+    ]
+    if busy:
+        out.append(
+            f"the load generator was {BUSY_WARNING:.0%} busy or more in {', '.join(busy)}: "
+            "those cells may show its limit, not the server's"
+        )
     out += [
         "",
         "ratios at equal concurrency (throughput), p99 beside",

@@ -21,24 +21,26 @@ name beside it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from loadtest._servers import free_port, start_server
-from loadtest._stats import percentile, process_memory, process_tree, tree_cpu_seconds, tree_memory
-
-REPO = Path(__file__).resolve().parent.parent
-VIN = "WDD2052041F123456"  # C-Class estate (EU layout)
+from loadtest._httpload import Target, json_answer, multipart_payloads
+from loadtest._loadgen import BUSY_WARNING, Answer, Client, run_cell
+from loadtest._raw import time_batch
+from loadtest._servers import REPO, ServerProcess, start_service
+from loadtest._stats import tree_cpu_seconds
+from loadtest._workload import C_CLASS_VIN
+from loadtest.photos import dealer_jpegs
 
 
 def _nvidia_smi(*args: str) -> str | None:
@@ -154,8 +156,7 @@ def raw_throughput(
     model: Path, batch_sizes: list[int], seconds: float, provider: str
 ) -> list[dict[str, Any]]:
     """images/s of the service's own session (CUDA EP, HEURISTIC conv search) per batch size."""
-    from service.core.modelfile import INPUT_NAME, OUTPUT_NAME
-    from service.inference.classifier import ClassifierConfig, build_session
+    from service.inference.session import ClassifierConfig, build_session
 
     session, meta = build_session(ClassifierConfig(model_path=str(model), providers=(provider,)))
     assert session.get_providers()[0] == provider, session.get_providers()
@@ -164,203 +165,111 @@ def raw_throughput(
     rows = []
     for b in batch_sizes:
         batch = rng.integers(0, 256, size=(b, size, size, 3), dtype=np.uint8)
-        first = time.perf_counter()
-        session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        first_s = time.perf_counter() - first
-        for _ in range(4):
-            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        times = []
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline or len(times) < 10:
-            t = time.perf_counter()
-            session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-            times.append(time.perf_counter() - t)
-        median = statistics.median(times)
+        timing = time_batch(session, batch, seconds=seconds, min_calls=10, warm_runs=5)
+        images_per_s = timing.images_per_s_at_median
         rows.append(
             {
                 "batch": b,
-                "ms_per_batch_p50": round(median * 1000, 2),
-                "images_per_s": round(b / median, 1),
-                "first_run_s": round(first_s, 2),
-                "runs": len(times),
+                "ms_per_batch_p50": round(statistics.median(timing.calls_ms), 2),
+                "images_per_s": round(images_per_s, 1),
+                "first_run_s": round(timing.first_run_s, 2),
+                "runs": len(timing.calls_ms),
             }
         )
-        print(f"raw b={b}: {b / median:.0f} img/s (first run {first_s:.1f} s)", flush=True)
+        print(
+            f"raw b={b}: {images_per_s:.0f} img/s (first run {timing.first_run_s:.1f} s)",
+            flush=True,
+        )
     return rows
 
 
-def photos(n: int) -> list[bytes]:
-    sys.path.insert(0, str(REPO))
-    from tests.imagefactory import jpeg
+@dataclass(frozen=True)
+class ClassifierHandle:
+    """Load straight onto the Classifier deployment: uint8 images (``size`` square) through a
+    Serve handle from a Ray driver that joins the service's cluster at ``gcs_address``, no HTTP
+    and no decoding."""
 
-    # Sizes around the thesis's 460x706 average.
-    return [jpeg(400 + (i * 37) % 140, 640 + (i * 53) % 140, seed=i) for i in range(n)]
+    gcs_address: str
+    size: int
 
+    async def open(self) -> Callable[[], Client]:
+        from service.rayenv import SERVE_ENVIRONMENT
 
-Sample = tuple[float, int, int, float, float]  # latency s, status, batch, decode ms, queue ms
+        # Before Ray Serve is imported: its handles then call the Classifier by gRPC, as the
+        # service's Ingress does (run L's handle cells went through Ray's object store).
+        os.environ.update(SERVE_ENVIRONMENT)
+        import ray
+        from ray import serve
 
+        from service._raycompat import keep_a_local_node_on_loopback
+        from service.app import APP_NAME
 
-async def _http_load(
-    url: str, concurrency: int, start_at: float, seconds: float, images: list[bytes]
-) -> list[Sample]:
-    import aiohttp
-
-    results: list[Sample] = []
-    deadline = start_at + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-        async def worker(k: int) -> None:
-            i = k
-            while time.time() < deadline:
-                form = aiohttp.FormData()
-                form.add_field(
-                    "image", images[i % len(images)], filename="car.jpg", content_type="image/jpeg"
-                )
-                form.add_field("vin", VIN)
-                t = time.perf_counter()
-                try:
-                    async with session.post(url, data=form) as r:
-                        body = await r.json(content_type=None)
-                        status = r.status
-                except (aiohttp.ClientError, TimeoutError, ValueError):
-                    body, status = {}, 0
-                lat = time.perf_counter() - t
-                if status == 200:
-                    ms = body.get("latency_ms", {})
-                    results.append((lat, 200, body.get("batch_size", 0), ms.get("decode", 0.0),
-                                    ms.get("queue", 0.0)))  # fmt: skip
-                else:
-                    results.append((lat, status, 0, 0.0, 0.0))
-                i += concurrency
-
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return results
+        # The service's node is on loopback (service/local.py); so is this driver.
+        keep_a_local_node_on_loopback()
+        # The service's own cluster by its address: "auto" takes the newest on the machine.
+        ray.init(address=self.gcs_address, _node_ip_address="127.0.0.1", log_to_driver=False)
+        handle = serve.get_deployment_handle("Classifier", app_name=APP_NAME)
+        rng = np.random.default_rng(os.getpid())
+        images = [
+            rng.integers(0, 256, size=(self.size, self.size, 3), dtype=np.uint8) for _ in range(8)
+        ]
+        await handle.classify.remote(images[0])  # the router's first call
+        return lambda: _HandleClient(handle, images)
 
 
-def _http_process(args: tuple[str, int, float, float, list[bytes]]) -> list[Sample]:
-    return asyncio.run(_http_load(*args))
+class _HandleClient:
+    def __init__(self, handle: Any, images: list[np.ndarray]) -> None:
+        self._handle = handle
+        self._images = images
 
+    async def send(self, n: int) -> Answer:
+        try:
+            r = await self._handle.classify.remote(self._images[n % len(self._images)])
+        except Exception as exc:  # noqa: BLE001 - counted as an error
+            return Answer.failed(type(exc).__name__, str(exc)[:300])
+        return Answer(batch_size=r.batch_size, stages_ms={"queue": r.queue_s * 1000})
 
-async def _handle_load(
-    concurrency: int, start_at: float, seconds: float, size: int, gcs_address: str
-) -> list[Sample]:
-    from service.rayenv import SERVE_ENVIRONMENT
-
-    # Before Ray Serve is imported: its handles then call the Classifier by gRPC, as the
-    # service's Ingress does (run L's handle cells went through Ray's object store).
-    os.environ.update(SERVE_ENVIRONMENT)
-    import ray
-    from ray import serve
-    from ray._private import ray_constants
-
-    from service.app import APP_NAME
-
-    # The service's node is on loopback (service/app.py); as there, keep Ray from swapping
-    # 127.0.0.1 for the machine's interface address.
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    # The service's own cluster by its address: "auto" takes the newest on the machine.
-    ray.init(address=gcs_address, _node_ip_address="127.0.0.1", log_to_driver=False)
-    handle = serve.get_deployment_handle("Classifier", app_name=APP_NAME)
-    rng = np.random.default_rng(concurrency)
-    images = [rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(8)]
-    await handle.classify.remote(images[0])  # the router's first call
-    results: list[Sample] = []
-    deadline = start_at + seconds
-
-    async def worker(k: int) -> None:
-        i = k
-        while time.time() < deadline:
-            t = time.perf_counter()
-            try:
-                r = await handle.classify.remote(images[i % len(images)])
-                results.append((time.perf_counter() - t, 200, r.batch_size, 0.0, r.queue_s * 1000))
-            except Exception:  # noqa: BLE001 - counted as an error
-                results.append((time.perf_counter() - t, 0, 0, 0.0, 0.0))
-            i += 1
-
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return results
-
-
-def _handle_process(args: tuple[int, float, float, int, str]) -> list[Sample]:
-    return asyncio.run(_handle_load(*args))
-
-
-def _argv(pid: int) -> list[str] | None:
-    """A process's command line, or None once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-
-
-def gcs_address(service_pid: int) -> str:
-    """The GCS address of the Ray cluster the service started, from its raylet's arguments."""
-    for pid in process_tree(service_pid):
-        argv = _argv(pid)
-        if argv and argv[0].endswith("/raylet"):
-            for arg in argv:
-                if arg.startswith("--gcs-address="):
-                    return arg.split("=", 1)[1]
-    raise RuntimeError(f"no raylet with a --gcs-address under process {service_pid}")
-
-
-def _shares(concurrency: int, processes: int) -> list[int]:
-    procs = max(1, min(processes, concurrency))
-    return [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
-
-
-def _summary(concurrency: int, seconds: float, rows: list[Sample], usage: Usage) -> dict[str, Any]:
-    ok = [r for r in rows if r[1] == 200]
-    errors: dict[str, int] = {}
-    for r in rows:
-        if r[1] != 200:
-            errors[str(r[1])] = errors.get(str(r[1]), 0) + 1
-    lat = sorted(r[0] * 1000 for r in ok)
-    summary: dict[str, Any] = {"concurrency": concurrency, "ok": len(ok), "errors": errors}
-    if ok:
-        summary |= {
-            "requests_per_s": round(len(ok) / seconds, 1),
-            "p50_ms": percentile(lat, 50),
-            "p99_ms": percentile(lat, 99),
-            "mean_batch": round(statistics.mean(r[2] for r in ok), 2),
-            "decode_ms_mean": round(statistics.mean(r[3] for r in ok), 2),
-            "queue_ms_mean": round(statistics.mean(r[4] for r in ok), 2),
-        }
-    return summary | usage.result
+    def close(self) -> None:
+        pass
 
 
 def measure(
-    kind: str, concurrency: int, seconds: float, processes: int, job: Any, service_pid: int
+    kind: str, concurrency: int, target: Any, args: argparse.Namespace, server: ServerProcess
 ) -> dict[str, Any]:
-    """One cell. kind "http": ``job`` is (url, images), JPEG uploads over HTTP; kind "handle":
-    ``job`` is (the model's input size, the service's GCS address), uint8 arrays straight to
-    the Classifier deployment."""
-    shares = _shares(concurrency, processes)
-    # Every load process starts and stops at the same wall-clock times (a Ray driver takes a
-    # few seconds to connect), so the rate is over one common window.
-    start_at = time.time() + (10.0 if kind == "handle" else 4.0)
-    if kind == "http":
-        url, images = job
-        target: Any = _http_process
-        jobs: list[Any] = [(url, c, start_at, seconds, images) for c in shares]
-    else:
-        size, address = job
-        target, jobs = _handle_process, [(c, start_at, seconds, size, address) for c in shares]
-    usage = Usage(service_pid)
-    with mp.get_context("spawn").Pool(len(shares)) as pool:
-        pending = pool.map_async(target, jobs)
-        time.sleep(max(0.0, start_at - time.time()))
-        with usage:
-            time.sleep(seconds)
-        parts = pending.get(timeout=seconds + 45)
-    summary = _summary(concurrency, seconds, [r for part in parts for r in part], usage)
-    summary["kind"] = kind
-    return summary
+    """One cell from ``args.load_processes`` load processes (never this one: a handle driver
+    stays joined to its cluster): HTTP uploads or handle calls, with how busy the machine's
+    CPUs, the service and the GPU were over its measured window."""
+    usage = Usage(server.pid)
+    cell = run_cell(
+        target,
+        concurrency,
+        warmup_s=args.warmup,
+        duration_s=args.seconds,
+        processes=args.load_processes,
+        probe=usage,
+    ).summary()
+    row: dict[str, Any] = {
+        "kind": kind,
+        "concurrency": concurrency,
+        "ok": cell["ok"],
+        "errors": cell["errors_by_kind"],
+        "first_error": cell["first_error"],
+        "generator_processes": cell["generator_processes"],
+        "generator_busy": cell["generator_busy"],
+        "generator_cpu_ms_per_request": cell["generator_cpu_ms_per_request"],
+    }
+    if cell["ok"]:
+        stages = cell["stage_ms_mean"]
+        row |= {
+            "requests_per_s": cell["throughput_rps"],
+            "p50_ms": cell["p50_ms"],
+            "p90_ms": cell["p90_ms"],
+            "p99_ms": cell["p99_ms"],
+            "mean_batch": cell["mean_batch"],
+            "decode_ms_mean": stages.get("decode"),
+            "queue_ms_mean": stages.get("queue"),
+        }
+    return row | usage.result
 
 
 def with_ratio(row: dict[str, Any], raw_by_batch: dict[int, float]) -> dict[str, Any]:
@@ -370,23 +279,6 @@ def with_ratio(row: dict[str, Any], raw_by_batch: dict[int, float]) -> dict[str,
         row["raw_at_nearest_batch"] = {"batch": nearest, "images_per_s": raw_by_batch[nearest]}
         row["ratio_vs_raw"] = round(row["requests_per_s"] / raw_by_batch[nearest], 3)
     return row
-
-
-def process_memories(root: int) -> list[dict[str, Any]]:
-    """RSS/PSS of each of the service's processes over 100 MB, named by their command line."""
-    rows = []
-    for pid in process_tree(root):
-        memory, argv = process_memory(pid), _argv(pid)
-        if memory is not None and argv is not None and memory[0] >= 100 * 1024:
-            rows.append(
-                {
-                    "pid": pid,
-                    "name": " ".join(argv).strip()[:70],
-                    "rss_mb": memory[0] // 1024,
-                    "pss_mb": memory[1] // 1024,
-                }
-            )
-    return sorted(rows, key=lambda r: -r["rss_mb"])
 
 
 def service_env(args: argparse.Namespace, replicas: int) -> dict[str, str]:
@@ -453,21 +345,37 @@ def _service_lines(run: dict[str, Any]) -> list[str]:
         f"{gpu_procs or 'n/a'}",
         f"service memory: {run.get('memory')}",
         "kind    conc  req/s    p50 ms  p99 ms  batch  decode  queue  CPU busy  svc CPU  GPU %"
-        "  raw@batch   ratio  errors",
+        "  raw@batch   ratio  load busy  errors",
     ]
+    busy = []  # cells whose load generator may have been the limit
     for r in run["rows"]:
         if "mean_batch" not in r:
             lines.append(f"{r['kind']:<6}  {r['concurrency']:>4}  failed: {r}")
             continue
         raw = r["raw_at_nearest_batch"]
+        share = r.get("generator_busy")
+        load = f"{'-' if share is None else f'{share:.2f}'}x{r.get('generator_processes', '-')}"
         lines.append(
             f"{r['kind']:<6}  {r['concurrency']:>4}  {r['requests_per_s']:>6}  {r['p50_ms']:>7}  "
-            f"{r['p99_ms']:>6}  {r['mean_batch']:>5}  {r['decode_ms_mean']:>6}  "
-            f"{r['queue_ms_mean']:>5}  {r['machine_cores_busy']:>5}/{r['cores']:<2}  "
+            f"{r['p99_ms']:>6}  {r['mean_batch']:>5}  {_dash(r['decode_ms_mean']):>6}  "
+            f"{_dash(r['queue_ms_mean']):>5}  "
+            f"{r.get('machine_cores_busy', '-'):>5}/{r.get('cores', '-'):<2}  "
             f"{r.get('service_cores_busy', '-'):>7}  {r.get('gpu_util_pct', '-'):>5}  "
-            f"{raw['images_per_s']:>6}@{raw['batch']:<3}  {r['ratio_vs_raw']:>5}  {r['errors']}"
+            f"{raw['images_per_s']:>6}@{raw['batch']:<3}  {r['ratio_vs_raw']:>5}  {load:>9}  "
+            f"{r['errors']}"
+        )
+        if (r.get("generator_busy") or 0) >= BUSY_WARNING:
+            busy.append(f"{r['kind']} c={r['concurrency']}")
+    if busy:
+        lines.append(
+            f"a load process was {BUSY_WARNING:.0%} busy or more in {', '.join(busy)}: those "
+            "cells may show the load generator's limit; run them with more --load-processes"
         )
     return lines
+
+
+def _dash(value: Any) -> Any:
+    return "-" if value is None else value
 
 
 def service_run(
@@ -481,26 +389,11 @@ def service_run(
     """Start the service with ``run["classifier_replicas"]`` classifier replicas, measure every
     cell, stop it; the figures go into ``run`` as they come (``save`` writes them out)."""
     replicas = run["classifier_replicas"]
-    port = free_port()
     env = service_env(args, replicas)
     run |= {"env": env, "rows": []}
     memory_before = gpu_memory_used_mib()
-    server = start_server(
-        "service",
-        [sys.executable, "-m", "service.cli", "serve"],
-        port=port,
-        ready_path="/readyz",
-        log=args.out / f"service-{replicas}.log",
-        cwd=REPO,
-        timeout_s=400,
-        env={
-            **env,
-            "RECOGNIZE_PORT": str(port),
-            "RECOGNIZE_METRICS_PORT": str(free_port()),
-            "RECOGNIZE_MODEL_PATH": str(model),
-            "RAY_USAGE_STATS_ENABLED": "0",
-        },
-    )
+    log = args.out / f"service-{replicas}.log"
+    server = start_service(model, log, env, timeout_s=400)
     try:
         run["cold_start_s"] = round(server.cold_start_s, 1)
         memory_after = gpu_memory_used_mib()
@@ -508,21 +401,29 @@ def service_run(
             memory_after - memory_before if memory_before is not None and memory_after else None
         )
         run["gpu_processes"] = gpu_processes()
-        url = f"http://127.0.0.1:{port}/recognize"
-        address = gcs_address(server.pid)  # where the handle drivers join
+        targets = {
+            "http": Target(
+                "service",
+                server.base_url,
+                "/recognize",
+                multipart_payloads(images, C_CLASS_VIN),
+                json_answer,
+            ),
+            # Where the handle drivers join: the service's own cluster.
+            "handle": ClassifierHandle(server.ray_gcs_address(), args.size),
+        }
         cells = [("http", int(c)) for c in args.concurrency.split(",") if c]
         cells += [("handle", int(c)) for c in args.handle_concurrency.split(",") if c]
         for kind, c in cells:
-            job: Any = (url, images) if kind == "http" else (args.size, address)
             try:
-                row = measure(kind, c, args.seconds, args.load_processes, job, server.pid)
+                row = measure(kind, c, targets[kind], args, server)
             except Exception as exc:  # noqa: BLE001 - keep the other cells' figures
                 row = {"kind": kind, "concurrency": c, "error": repr(exc)}
             print(f"{replicas} replica(s), {kind} c={c}: {row}", flush=True)
             run["rows"].append(with_ratio(row, raw_by_batch))
             save()
-        run["memory"] = tree_memory(server.pid).as_dict()
-        run["processes"] = process_memories(server.pid)
+        run["memory"] = server.memory().as_dict()
+        run["processes"] = server.process_memories()
     finally:
         server.stop()
 
@@ -538,6 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,32,128", help="HTTP cells")
     parser.add_argument("--handle-concurrency", default="32,128", help="Classifier-handle cells")
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement cell")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="unmeasured seconds before each cell (default 2); the warm-up also lasts until "
+        "every client has had an answer, 60 s at most",
+    )
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--concurrent-batches", type=int, default=1)
     parser.add_argument("--ingress-replicas", type=int, default=6)
@@ -547,7 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         help="classifier replicas sharing the GPU (each gets 1/N of it and its own sessions); "
         "a list such as 1,2 runs the service once per count, the same cells each time",
     )
-    parser.add_argument("--load-processes", type=int, default=4)
+    parser.add_argument(
+        "--load-processes",
+        type=int,
+        default=4,
+        help="load processes per cell (default 4; each cell's 'load busy' says how busy the "
+        "busiest was, so whether fewer would do or more are needed)",
+    )
     parser.add_argument(
         "--provider",
         default="CUDAExecutionProvider",
@@ -583,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
     raw_by_batch = {r["batch"]: r["images_per_s"] for r in result["raw_fp16"]}
 
-    images = photos(48)
+    images = [p.data for p in dealer_jpegs(48, seed=0)]
     result["services"] = []
     for replicas in [int(n) for n in args.classifier_replicas.split(",") if n]:
         run: dict[str, Any] = {"classifier_replicas": replicas}

@@ -26,6 +26,6 @@ case "${1:-run}" in
     export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
     python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-    python3 loadtest/gpu_bench.py --out "$OUT" "${@:3}"
+    python3 -m loadtest.gpu_bench --out "$OUT" "${@:3}"
     ;;
 esac

@@ -7,7 +7,7 @@ Run it headless against any deployment (``loadtest/run.sh URL`` writes every rep
 
 Each user uploads a photo with a VIN to ``POST /recognize``, then thinks for 0.5-1.5 s:
 - photos: dealer JPEGs of about 460x706 (varied), 8 % PNG, 3 % full-resolution 4032x3024 phone
-  photos, all generated at start-up (``loadtest/_workload.py``);
+  photos, all generated at start-up (``loadtest/_workload.py``, ``loadtest/photos.py``);
 - VINs: 82 % name a parent class (the photo then matches or not), 7 % an unknown model code,
   7 % another make, 4 % malformed. A malformed VIN must be answered 422 ``invalid_vin``; that
   answer is a success, anything else a failure;
@@ -44,10 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 from loadtest._stages import Stage, StageWindow, stage_plan
 from loadtest._stats import percentile
 from loadtest._workload import INVALID, PhotoMix, VinMix, photo_mix, vin_mix
+from service.core.errors import InvalidVIN
+from service.core.verdict import Verdict
 
 API_KEY_ENV = "RECOGNIZE_API_KEY"
 SEED_ENV = "LOADTEST_SEED"
-VERDICTS = ("match", "mismatch", "manual_review")
+VERDICTS = tuple(Verdict)
 
 
 # A quiet warm-up (connections, the service's first batches), a long steady phase well inside
@@ -305,10 +307,13 @@ def check_response(response: Any, request_id: str, *, expect_invalid: bool) -> N
         return
     if expect_invalid:
         code = (body.get("error") or {}).get("code")
-        if response.status_code == 422 and code == "invalid_vin":
+        if response.status_code == InvalidVIN.status_code and code == InvalidVIN.code:
             response.success()
         else:
-            response.failure(f"expected 422 invalid_vin, got {response.status_code} {code}")
+            response.failure(
+                f"expected {InvalidVIN.status_code} {InvalidVIN.code}, "
+                f"got {response.status_code} {code}"
+            )
         return
     if response.status_code != 200:
         error = body.get("error") or {}

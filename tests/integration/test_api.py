@@ -8,9 +8,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from loadtest import photos as f
 from service.core.taxonomy import default_taxonomy
 from service.core.vin import check_digit
-from tests import imagefactory as f
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest import photos as f
 from service import client as rc
 from service.client import AsyncRecognizeClient, RecognizeClient, RecognizeResponse
 from service.core.taxonomy import default_taxonomy
-from tests import imagefactory as f
 from tests.integration.conftest import REPO, RunningService
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Hostile input against the real service: every case a documented 4xx or a correct 200.
 
-The corpus (tests/hostile.py, ~370 cases generated on the fly) covers non-images, truncated and
+The corpus (tests/hostile/, ~370 cases generated on the fly) covers non-images, truncated and
 corrupt files, other formats, pixel bombs, every colour mode, EXIF orientations and broken EXIF,
 hostile VINs and top_k values, duplicated and oversized fields, broken multipart bodies, lying
 Content-Length, chunked uploads and odd headers. Each case is asserted on its own (status, error

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest import photos as f
 from service.metrics import METRICS, STAGES
-from tests import imagefactory as f
 from tests.integration.conftest import (
     CLUSTER_LAYOUT,
     RunningService,

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import imagefactory as f
+from loadtest import photos as f
 from tests.integration.conftest import (
     CLUSTER_LAYOUT,
     REPO,

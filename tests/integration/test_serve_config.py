@@ -14,9 +14,9 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
+from loadtest import photos as f
 from service.app import serve_config
 from service.settings import Settings
-from tests import imagefactory as f
 from tests.integration.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration

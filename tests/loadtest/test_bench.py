@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from loadtest.bench import TARGETS, TRITON_VENV
-from service.inference.classifier import ClassifierConfig, build_session
 from service.inference.predictor import Predictor
+from service.inference.session import ClassifierConfig, build_session
 from tests.paths import DEMO_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
-"""The benchmark's HTTP client against a real socket server that answers in every framing.
+"""The benchmark's HTTP client and load generator against a real socket server that answers in
+every framing.
 
 The server is a small asyncio server on 127.0.0.1 whose path picks how it answers
 (Content-Length, chunked with a trailer, ``Connection: close``, a body that lasts until it
@@ -9,20 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from loadtest._httpload import (
-    HttpConnection,
-    Payload,
-    Target,
-    batch_size_from_json,
-    run_cell,
-)
+from loadtest._httpload import HttpConnection, Payload, Target, json_answer
+from loadtest._loadgen import Answer, run_cell
 
 ANSWER = json.dumps({"verdict": "match", "batch_size": 3}).encode()
 
@@ -107,9 +105,7 @@ def server() -> Iterator[tuple[int, Recorder]]:
 
 def target(port: int, path: str, *, request_id: bool = False) -> Target:
     payloads = [Payload(b"photo-%d" % i, {"Content-Type": "image/jpeg"}) for i in range(2)]
-    return Target(
-        "test", f"http://127.0.0.1:{port}", path, payloads, batch_size_from_json, request_id
-    )
+    return Target("test", f"http://127.0.0.1:{port}", path, payloads, json_answer, request_id)
 
 
 def exchange_twice(port: int, path: str) -> list[tuple[int, bytes]]:
@@ -181,6 +177,92 @@ def test_a_refused_connection_is_an_error_not_a_crash() -> None:
 
 
 def test_only_plain_http_is_spoken() -> None:
-    https = Target("t", "https://127.0.0.1:1", "/", [], batch_size_from_json)
+    https = Target("t", "https://127.0.0.1:1", "/", [], json_answer)
     with pytest.raises(SystemExit, match="plain HTTP only, not https"):
         run_cell(https, 1, warmup_s=0.0, duration_s=0.1)
+
+
+def test_clients_spread_over_load_processes_share_one_window(server) -> None:
+    """Two spawned load processes, two clients each: one cell, one set of figures."""
+    port, recorder = server
+    cell = run_cell(
+        target(port, "/chunked", request_id=True), 4, warmup_s=0.1, duration_s=0.5, processes=2
+    )
+    summary = cell.summary()
+    assert cell.errors == 0 and cell.first_error is None
+    assert cell.completed > 0 and summary["mean_batch"] == 3
+    assert len(cell.latencies_ms) == cell.requests  # both processes' figures
+    assert summary["generator_processes"] == 2 and 0 < summary["generator_busy"] <= 1.5
+    assert cell.warmup_s is not None and cell.warmup_s >= 0.1
+    assert recorder.connections == 4
+    ids = [
+        line
+        for head, _ in recorder.requests
+        for line in head.decode().split("\r\n")
+        if line.startswith("X-Request-ID")
+    ]
+    assert len(ids) == len(recorder.requests) == cell.sent
+    assert len(set(ids)) == len(ids)  # the processes number their requests apart
+
+
+class _Timed:
+    """A probe that notes when it was entered and left."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __enter__(self) -> None:
+        self.times.append(time.monotonic())
+
+    def __exit__(self, *_: object) -> None:
+        self.times.append(time.monotonic())
+
+
+def test_the_probe_spans_the_measured_window(server) -> None:
+    port, _ = server
+    probe = _Timed()
+    began = time.monotonic()
+    cell = run_cell(target(port, "/length"), 2, warmup_s=0.3, duration_s=0.5, probe=probe)
+    assert cell.completed > 0
+    entered, left = probe.times
+    assert entered - began >= 0.3  # after the warm-up
+    assert left - entered >= 0.45  # over the whole window
+
+
+class _Instant:
+    """A client whose answers come at once."""
+
+    async def send(self, n: int) -> Answer:
+        return Answer(batch_size=1)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class OnlyOneConnects:
+    """The first load process to open it connects; the others cannot (as Ray drivers whose
+    cluster went away), so the first waits for them in vain."""
+
+    marker: str  # a file: whoever creates it has connected
+
+    async def open(self) -> Callable[[], _Instant]:
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            raise ConnectionRefusedError("no cluster at 127.0.0.1:1") from None
+        return _Instant
+
+
+def test_a_load_process_that_cannot_connect_fails_the_cell_with_its_reason(tmp_path) -> None:
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="no cluster at 127"):
+        run_cell(
+            OnlyOneConnects(str(tmp_path / "connected")),
+            2,
+            warmup_s=0.0,
+            duration_s=0.1,
+            processes=2,
+        )
+    # Said at once: the process that did connect is not left waiting for the other one.
+    assert time.monotonic() - began < 60

@@ -14,22 +14,19 @@ import pytest
 from PIL import Image
 
 from loadtest._stages import Stage, stage_plan
-from loadtest._stats import percentile, process_tree, tree_cpu_seconds, tree_memory
-from loadtest._workload import (
-    DEALER_SIZE,
-    INVALID,
-    KNOWN,
-    NOT_MERCEDES,
-    PHONE_SIZE,
-    UNKNOWN,
-    VIN_MIX,
-    dealer_jpeg,
-    dealer_png,
-    phone_jpeg,
-    vin_mix,
+from loadtest._stats import (
+    percentile,
+    process_argv,
+    process_tree,
+    start_time,
+    tree_cpu_seconds,
+    tree_memory,
 )
+from loadtest._workload import INVALID, KNOWN, NOT_MERCEDES, UNKNOWN, VIN_MIX, vin_mix
+from loadtest.photos import DEALER_SIZE, PHONE_SIZE, dealer_jpeg, dealer_png, phone_jpeg
 from service.core.errors import InvalidVIN
 from service.core.imaging import Limits, prepare_image
+from service.core.reasons import Reason
 from service.core.vin import decode_vin
 
 LIMITS = Limits(max_pixels=50_000_000, min_side=32)
@@ -66,9 +63,9 @@ def test_vin_kinds_are_what_the_decoder_says() -> None:
     for vin in mix.pool[KNOWN]:
         assert decode_vin(vin.vin).expected_parent == vin.expected_parent is not None
     for vin in mix.pool[UNKNOWN]:
-        assert decode_vin(vin.vin).reasons == ["unknown_model_code"]
+        assert decode_vin(vin.vin).reasons == [Reason.UNKNOWN_MODEL_CODE]
     for vin in mix.pool[NOT_MERCEDES]:
-        assert "vin_not_mercedes" in decode_vin(vin.vin).reasons
+        assert Reason.VIN_NOT_MERCEDES in decode_vin(vin.vin).reasons
     for vin in mix.pool[INVALID]:
         with pytest.raises(InvalidVIN):
             decode_vin(vin.vin)
@@ -111,3 +108,7 @@ def test_process_tree_measures_this_process() -> None:
     memory = tree_memory(pid)
     assert memory.processes >= 1 and 0 < memory.pss_mb <= memory.rss_mb
     assert tree_cpu_seconds(pid) > 0
+    # A process is named by its pid and start time (a reused pid has another start time).
+    assert start_time(pid) == start_time(pid) is not None
+    argv = process_argv(pid)
+    assert argv is not None and any("pytest" in arg for arg in argv)

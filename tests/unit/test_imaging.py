@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loadtest import photos as f
 from service.core.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedMedia
 from service.core.imaging import Limits, decode_image, prepare_image, sniff_format, to_rgb
 from tests import hostile
-from tests import imagefactory as f
 
 LIMITS = Limits(max_pixels=50_000_000, min_side=32)
 
