@@ -1,7 +1,8 @@
 """The vehicle gate in the real running service (Ray Serve app over HTTP, demo classifier, the
 gate from `make gate`): real photos without a vehicle get manual_review with reason no_vehicle,
 real vehicle photos do not, /v1/model describes the gate, and with the gate switched off the
-response says vehicle: null. ~1 min on 2 cores (a second service, gate off, starts here)."""
+response says vehicle: null. ~45 s on a quiet 2-core box (a second service, gate off, starts
+here), ~2 min when it is shared."""
 
 from __future__ import annotations
 

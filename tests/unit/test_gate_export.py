@@ -1,7 +1,8 @@
 """The vehicle gate exported for real (service/modeltools/gate_export.py) at the demo's 224 px
 and production's 300 px, then judged on real photos (.data/photos, `make data`): parity with
 timm, ImageNet top-1 as the photo shows it, and the vehicle threshold between the photos with a
-vehicle and those without. Takes ~1 min on 2 cores (two exports of EfficientNet-Lite0)."""
+vehicle and those without. Two exports of EfficientNet-Lite0: ~10 s on a quiet 2-core box,
+~2 min when the box is shared."""
 
 from __future__ import annotations
 
