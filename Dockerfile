@@ -85,21 +85,28 @@ WORKDIR /home/recognize
 
 # The model is not baked in by default: the chart mounts a PersistentVolumeClaim at /models or
 # fetches the file there in an init container. For air-gapped clusters, bake one in with
-# MODEL_URL + MODEL_SHA256 (checked) and set the chart's model.source=image, model.file=MODEL_FILE.
+# MODEL_URL + MODEL_SHA256 (checked) and set the chart's model.source=image, model.file=MODEL_FILE;
+# the vehicle gate beside it with GATE_URL + GATE_SHA256 and the chart's gate.file=GATE_FILE
+# (a URL without its sha256 stops the build).
 ARG MODEL_URL=""
 ARG MODEL_SHA256=""
 ARG MODEL_FILE=model.onnx
+ARG GATE_URL=""
+ARG GATE_SHA256=""
+ARG GATE_FILE=vehicle_gate.onnx
 RUN mkdir -p /models \
-    && if [ -n "${MODEL_URL}" ]; then \
-        python -c 'import hashlib, sys, urllib.request; \
-url, want, dest = sys.argv[1:4]; \
-data = urllib.request.urlopen(url, timeout=300).read(); \
-got = hashlib.sha256(data).hexdigest(); \
-sys.exit(f"sha256 of {url} is {got}, expected {want}") if got != want.lower() else None; \
-open(dest, "wb").write(data)' "${MODEL_URL}" "${MODEL_SHA256:?MODEL_URL needs MODEL_SHA256}" \
-            "/models/${MODEL_FILE}" \
-        && chmod 0444 "/models/${MODEL_FILE}"; \
-    fi
+    && python -c 'import hashlib, os, sys, urllib.request; \
+args = sys.argv[1:]; \
+files = [args[i:i + 3] for i in range(0, len(args), 3) if args[i]]; \
+unchecked = [url for url, want, _ in files if not want]; \
+sys.exit(f"{unchecked}: a URL needs its sha256") if unchecked else None; \
+data = {dest: urllib.request.urlopen(url, timeout=300).read() for url, _, dest in files}; \
+got = {dest: hashlib.sha256(data[dest]).hexdigest() for _, _, dest in files}; \
+wrong = [f"sha256 of {u} is {got[d]}, expected {w}" for u, w, d in files if got[d] != w.lower()]; \
+sys.exit("; ".join(wrong)) if wrong else None; \
+[(open(dest, "wb").write(data[dest]), os.chmod(dest, 0o444)) for _, _, dest in files]' \
+        "${MODEL_URL}" "${MODEL_SHA256}" "/models/${MODEL_FILE}" \
+        "${GATE_URL}" "${GATE_SHA256}" "/models/${GATE_FILE}"
 
 USER ${APP_UID}:${APP_UID}
 # 8000 Serve HTTP, 8080 Ray metrics export, 8265 Ray dashboard, 6379 GCS, 10001 Ray client.

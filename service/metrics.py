@@ -80,6 +80,7 @@ NO_VERDICT = "none"
 OTHER_ENDPOINT = "other"
 INVALID = "invalid"  # the layout of a VIN too malformed to have one, and its decode result
 PARENT_FOUND = "parent"
+VEHICLE_PRESENT = "vehicle"
 
 Kind = Literal["counter", "gauge", "histogram"]
 
@@ -151,6 +152,13 @@ ERRORS = MetricSpec(
     "JSON error responses (4xx and 5xx) by error code and HTTP status.",
     ("code", "status"),
 )
+VEHICLE_CHECKS = MetricSpec(
+    "counter",
+    "recognize_vehicle_checks_total",
+    "Photos the vehicle gate checked, by result (vehicle; no_vehicle: sent to manual review "
+    "with reason no_vehicle). Absent while the gate is off.",
+    ("result",),
+)
 VIN_DECODES = MetricSpec(
     "counter",
     "recognize_vin_decodes_total",
@@ -190,6 +198,7 @@ METRICS: tuple[MetricSpec, ...] = (
     REQUEST_DURATION,
     STAGE_DURATION,
     ERRORS,
+    VEHICLE_CHECKS,
     VIN_DECODES,
     BATCH_SIZE,
     BATCH_QUEUE,
@@ -206,6 +215,7 @@ class IngressMetrics:
         self._duration = REQUEST_DURATION.create()
         self._stages = STAGE_DURATION.create()
         self._errors = ERRORS.create()
+        self._vehicle_checks = VEHICLE_CHECKS.create()
         self._vins = VIN_DECODES.create()
 
     def request(
@@ -230,6 +240,11 @@ class IngressMetrics:
         """The stage latencies of one served recognition (the response's ``latency_ms``)."""
         for stage in STAGES:
             self._stages.observe(getattr(latency_ms, stage) / 1000, tags={"stage": stage})
+
+    def vehicle_check(self, *, present: bool) -> None:
+        """One photo the vehicle gate checked."""
+        result = VEHICLE_PRESENT if present else Reason.NO_VEHICLE.value
+        self._vehicle_checks.inc(tags={"result": result})
 
     def vin_decode(self, decoded: VinDecode | None) -> None:
         """One decoded VIN; ``None`` for one refused as invalid."""

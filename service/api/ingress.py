@@ -34,12 +34,14 @@ from service.api._http import (
 )
 from service.api.schemas import (
     ErrorResponse,
+    GateDetails,
     Health,
     Latency,
     ModelDetails,
     ModelSummary,
     Prediction,
     RecognizeResponse,
+    VehicleCheck,
     VinResult,
 )
 from service.core.auth import KeyRing
@@ -51,6 +53,7 @@ from service.core.errors import (
     RecognizeError,
     Timeout,
 )
+from service.core.gate import GateMetadata
 from service.core.imaging import prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
 from service.core.taxonomy import VehicleClass, default_taxonomy
@@ -65,6 +68,9 @@ logger = logging.getLogger("ray.serve")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (401, 408, 413, 415, 422, 503, 504)
 }
+
+# What /v1/model shows of the gate's metadata as it is; the threshold comes from the settings.
+GATE_DETAILS_FROM_METADATA = set(GateDetails.model_fields) - {"vehicle_threshold"}
 
 # Declared for the OpenAPI document only (either header works); the middleware enforces keys.
 _BEARER = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
@@ -125,6 +131,7 @@ class Ingress:
         self._limits = self._settings.limits()
         self._thresholds = self._settings.thresholds()
         self._metadata: ModelMetadata | None = None
+        self._gate: GateMetadata | None = None
         self._providers: list[str] = []
         self._classes: list[VehicleClass] = []
 
@@ -154,6 +161,7 @@ class Ingress:
             metadata = ModelMetadata.model_validate(info["metadata"])
             self._classes = model_classes(metadata, default_taxonomy())
             self._providers = list(info["providers"])
+            self._gate = None if info["gate"] is None else GateMetadata.model_validate(info["gate"])
             self._metadata = metadata
         return self._metadata
 
@@ -211,8 +219,10 @@ class Ingress:
         dependencies=_KEY_REQUIRED,
     )
     async def model_details(self) -> ModelDetails:
-        """The served model's metadata and its classes with their parent classes."""
+        """The served model's metadata and its classes with their parent classes, and the
+        vehicle gate's model with the ImageNet classes it sums."""
         metadata = await self._model()
+        gate = self._gate
         return ModelDetails(
             name=metadata.name,
             arch=metadata.arch,
@@ -226,6 +236,12 @@ class Ingress:
             mismatch_threshold=self._thresholds.mismatch,
             parents=list(dict.fromkeys(c.parent for c in self._classes)),
             classes=self._classes,
+            gate=None
+            if gate is None
+            else GateDetails(
+                **gate.model_dump(include=GATE_DETAILS_FROM_METADATA),
+                vehicle_threshold=self._thresholds.vehicle,
+            ),
         )
 
     @api.post(
@@ -277,7 +293,15 @@ class Ingress:
             vin_reasons=decoded_vin.reasons,
             thresholds=self._thresholds,
             top_k=top_k or self._settings.default_top_k,
+            vehicle_probability=result.vehicle_probability,
         )
+        vehicle = None
+        if result.vehicle_probability is not None:
+            vehicle = VehicleCheck(
+                probability=result.vehicle_probability,
+                present=self._thresholds.vehicle_present(result.vehicle_probability),
+            )
+            self._metrics.vehicle_check(present=vehicle.present)
         latency = Latency(
             decode=prepared.decode_s * 1000,
             preprocess=prepared.preprocess_s * 1000,
@@ -300,6 +324,7 @@ class Ingress:
                 parent_probability=decision.parent_probability,
                 top_k=decision.top_k,
             ),
+            vehicle=vehicle,
             vin=VinResult(**decoded_vin.model_dump()),
             model=ModelSummary(
                 name=metadata.name,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.core.gate import ImageNetClass
 from service.core.reasons import Reason
 from service.core.taxonomy import VehicleClass
 from service.core.verdict import ScoredClass, Verdict
@@ -34,6 +35,21 @@ class Prediction(BaseModel):
         "the VIN names none the model knows)",
     )
     top_k: list[ScoredClass]
+
+
+class VehicleCheck(BaseModel):
+    """What the vehicle gate saw in the photo (service/core/gate.py)."""
+
+    probability: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="summed probability of ImageNet's car, van, truck, bus and car-part classes "
+        "(the gate model's vehicle_classes, GET /v1/model)",
+    )
+    present: bool = Field(
+        description="probability >= the vehicle threshold; false sends the photo to "
+        "manual_review with reason no_vehicle, whatever the classifier says"
+    )
 
 
 class ModelSummary(BaseModel):
@@ -67,10 +83,30 @@ class RecognizeResponse(BaseModel):
         "top single class's parent. Null when the VIN gives none"
     )
     prediction: Prediction
+    vehicle: VehicleCheck | None = Field(
+        None,
+        description="the vehicle gate's check of the photo; null when the gate is switched off "
+        "(RECOGNIZE_GATE_ENABLED=false)",
+    )
     vin: VinResult
     model: ModelSummary
     batch_size: int = Field(ge=1, description="requests that shared this request's inference batch")
     latency_ms: Latency
+
+
+class GateDetails(BaseModel):
+    """The vehicle gate model and the ImageNet classes whose probabilities it sums."""
+
+    name: str
+    arch: str
+    version: str
+    input_size: int
+    precision: str
+    vehicle_threshold: float = Field(
+        description="a photo whose vehicle probability is below this goes to manual review"
+    )
+    vehicle_classes_version: str
+    vehicle_classes: list[ImageNetClass]
 
 
 class ModelDetails(BaseModel):
@@ -86,6 +122,9 @@ class ModelDetails(BaseModel):
     mismatch_threshold: float
     parents: list[str]
     classes: list[VehicleClass]
+    gate: GateDetails | None = Field(
+        None, description="the vehicle gate; null when it is switched off"
+    )
 
 
 class Health(BaseModel):

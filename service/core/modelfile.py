@@ -8,6 +8,10 @@ It describes itself through one ``metadata_props`` entry, key ``recognize``, hol
 :class:`ModelMetadata`: architecture, version, input size, interpolation and the class list in
 output order (id, label, parent). The service refuses a model without it, or whose classes do not
 match the taxonomy it runs with.
+
+The vehicle gate (``service.core.gate``) is a model file of another kind under the same
+input/output contract: it describes itself in a second entry, key ``recognize_gate``, so neither
+kind can be served as the other.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from service.core.errors import ModelContractError
 from service.core.taxonomy import Taxonomy, VehicleClass
 
 METADATA_KEY = "recognize"
+GATE_METADATA_KEY = "recognize_gate"
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 CONTRACT_VERSION = 1
@@ -84,6 +89,12 @@ class ModelMetadata(BaseModel):
 def parse_metadata(custom_metadata: dict[str, str], *, source: str = "model") -> ModelMetadata:
     """Parse the ``recognize`` metadata entry of an ONNX model (``custom_metadata_map``)."""
     raw = custom_metadata.get(METADATA_KEY)
+    if raw is None and GATE_METADATA_KEY in custom_metadata:
+        raise ModelContractError(
+            f"{source} is a vehicle gate ('{GATE_METADATA_KEY}' metadata), not a classifier: "
+            "give it as the gate model (RECOGNIZE_GATE_MODEL_PATH), and a classifier exported "
+            "by `recognize export` as RECOGNIZE_MODEL_PATH"
+        )
     if raw is None:
         raise ModelContractError(
             f"{source} has no '{METADATA_KEY}' metadata entry: export it with "

@@ -12,6 +12,8 @@ class Reason(StrEnum):
     PARENT_MISMATCH = "parent_mismatch"  # another parent is clearly shown
     CLASS_DISABLED = "class_disabled"  # the evidence lies on classes switched off in the taxonomy
     PARENT_NOT_SUPPORTED = "parent_not_supported"  # the VIN's parent is not among the model's
+    # From the vehicle gate (service.core.gate): the photo shows no car, van, truck or bus.
+    NO_VEHICLE = "no_vehicle"
     # From the VIN (service.core.vin): no parent to check the photo against.
     UNKNOWN_MODEL_CODE = "unknown_model_code"  # a Mercedes-Benz VIN whose code no rule covers
     VIN_NOT_MERCEDES = "vin_not_mercedes"  # the WMI is not one of the Mercedes-Benz group's

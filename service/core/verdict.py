@@ -14,12 +14,19 @@ recall (thesis 6.6): anything short of clear evidence goes to manual review.
   model does not know). Disabled classes never count as evidence for either decision. A VIN
   reason that says the VIN names no parent to check (an unknown code, a generation without a
   class) forces manual review even if a caller passed a parent along with it.
+
+The vehicle gate (``service.core.gate``) overrides both: a photo whose vehicle probability is
+below the vehicle threshold is ``manual_review`` with reason ``no_vehicle``, whatever the
+classifier says, because a closed-set classifier names a car even for a photo of a document
+(thesis 1.3, 5.5). Its other review reasons (an unknown VIN, low confidence) follow; a match or
+mismatch it would have been leaves none. ``prediction`` and ``parent_match`` still describe what
+the classifier saw.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
@@ -51,6 +58,12 @@ NO_PARENT_REASONS = frozenset(
 class Thresholds:
     match: float = 0.80
     mismatch: float = 0.80
+    # The vehicle gate's: see Settings.vehicle_threshold for how 0.15 was chosen.
+    vehicle: float = 0.15
+
+    def vehicle_present(self, vehicle_probability: float) -> bool:
+        """The gate's rule: a vehicle is in the photo at the threshold or above."""
+        return vehicle_probability >= self.vehicle
 
 
 class ScoredClass(BaseModel):
@@ -111,8 +124,35 @@ def decide(
     vin_reasons: Sequence[Reason] = (),
     thresholds: Thresholds = Thresholds(),
     top_k: int = 3,
+    vehicle_probability: float | None = None,
 ) -> Decision:
-    """The verdict for one photo's logits against the parent class its VIN names."""
+    """The verdict for one photo's logits against the parent class its VIN names;
+    ``vehicle_probability`` is the gate's (None: no gate ran)."""
+    decision = _decide_on_classes(
+        logits,
+        classes,
+        expected_parent=expected_parent,
+        vin_reasons=vin_reasons,
+        thresholds=thresholds,
+        top_k=top_k,
+    )
+    if vehicle_probability is None or thresholds.vehicle_present(vehicle_probability):
+        return decision
+    still_true = decision.reasons if decision.verdict is Verdict.MANUAL_REVIEW else []
+    return replace(
+        decision, verdict=Verdict.MANUAL_REVIEW, reasons=[Reason.NO_VEHICLE, *still_true]
+    )
+
+
+def _decide_on_classes(
+    logits: np.ndarray,
+    classes: Sequence[VehicleClass],
+    *,
+    expected_parent: str | None,
+    vin_reasons: Sequence[Reason],
+    thresholds: Thresholds,
+    top_k: int,
+) -> Decision:
     probs = softmax(logits)
     order = np.argsort(-probs, kind="stable")
     top = _scored(probs, classes, int(order[0]))

@@ -3,6 +3,10 @@
 Everything that decides how the model runs (file, providers, threads, batch size, wait timeout)
 arrives through ``reconfigure(user_config)``, so the same code serves the CPU here and CUDA in
 production, and batching can be retuned on a live deployment without a restart.
+
+The vehicle gate (``service.core.gate``), when on, runs in the same replica on the same stacked
+batch, right after the classifier and on sessions of its own laid out like the classifier's (one
+per batch bucket, one for overlap): no extra hop, no second resize.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ import numpy as np
 import onnxruntime as ort
 from ray import serve
 
-from service.core.errors import ModelNotReady
+from service.core.errors import ModelContractError, ModelNotReady
+from service.core.gate import GateMetadata, vehicle_probabilities
 from service.core.modelfile import ModelMetadata
-from service.inference.session import ClassifierConfig, build_session, run_batch
+from service.inference.session import (
+    ClassifierConfig,
+    build_gate_session,
+    build_session,
+    run_batch,
+)
 from service.metrics import ClassifierMetrics
 
 __all__ = ["Classifier", "ClassifierConfig", "ClassifyResult", "build_session"]
@@ -41,7 +51,36 @@ class ClassifyResult:
     logits: np.ndarray  # float32 [C]
     batch_size: int
     queue_s: float
-    inference_s: float
+    inference_s: float  # the batch's onnxruntime calls: classifier and, when on, the gate
+    vehicle_probability: float | None = None  # the gate's; None while the gate is off
+
+
+SessionBuilder = Callable[..., tuple[ort.InferenceSession, Any]]
+
+
+def _bucket_and_overlap_sessions(
+    config: ClassifierConfig, main: ort.InferenceSession, build: SessionBuilder
+) -> tuple[dict[int, ort.InferenceSession], ort.InferenceSession | None]:
+    """Beside a model's main session: one session per batch bucket, one for overlap."""
+    # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
+    # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
+    # first): so each bucket gets a session of its own that only ever sees its shape.
+    buckets = sorted(set(config.batch_buckets))
+    sessions = {n: build(config)[0] for n in buckets[1:]}
+    if buckets:
+        sessions[buckets[0]] = main
+    # A lone batch gets every core (latency at low load); batches that overlap get a
+    # share each. One session per thread count: onnxruntime fixes it per session.
+    # Measured on 2 cores, concurrency 16: 31-32 vs 26.5-28.9 req/s (2 threads per
+    # batch). Without its own memory arena the second session holds ~270 MB less
+    # (PSS 1641 vs 1909 MB), at the same req/s.
+    overlap = config.overlap_threads()
+    overlap_session = (
+        None
+        if overlap is None
+        else build(config.model_copy(update={"intra_op_threads": overlap}), memory_arena=False)[0]
+    )
+    return sessions, overlap_session
 
 
 @serve.deployment(name="Classifier")
@@ -57,6 +96,11 @@ class Classifier:
         self._running = 0  # batches in onnxruntime now; changed on the event loop only
         self._metadata: ModelMetadata | None = None
         self._config: ClassifierConfig | None = None
+        # The vehicle gate's sessions, laid out like the classifier's; None while it is off.
+        self._gate_session: ort.InferenceSession | None = None
+        self._gate_sessions: dict[int, ort.InferenceSession] = {}
+        self._gate_overlap_session: ort.InferenceSession | None = None
+        self._gate_metadata: GateMetadata | None = None
         # session.run runs off the event loop, so health checks and the batch queue keep moving:
         # one thread per batch that may run at once (concurrent_batches), made in reconfigure().
         self._executor: ThreadPoolExecutor | None = None
@@ -67,7 +111,8 @@ class Classifier:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         config = ClassifierConfig.model_validate(user_config)
-        if self._config is None or config.session_key() != self._config.session_key():
+        model_changed = self._config is None or config.session_key() != self._config.session_key()
+        if model_changed:
             self._ready = False
             self._metrics.ready(False)
             started = time.perf_counter()
@@ -87,6 +132,13 @@ class Classifier:
                 time.perf_counter() - started,
                 max(1, len(self._sessions)) + (self._overlap_session is not None),
             )
+        gate_changed = (
+            self._config is None or config.gate_session_key() != self._config.gate_session_key()
+        )
+        if model_changed or gate_changed:
+            self._ready = False
+            self._metrics.ready(False)
+            self._open_gate_sessions(config)
         if self._config is None or config.concurrent_batches != self._config.concurrent_batches:
             self._start_batching(config)
         else:
@@ -100,25 +152,37 @@ class Classifier:
     def _open_sessions(self, config: ClassifierConfig) -> None:
         """The replica's sessions: the main one, one per batch bucket, one for overlap."""
         self._session, self._metadata = build_session(config)
-        # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
-        # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
-        # first): so each bucket gets a session of its own that only ever sees its shape.
-        buckets = sorted(set(config.batch_buckets))
-        self._sessions = {n: build_session(config)[0] for n in buckets[1:]}
-        if buckets:
-            self._sessions[buckets[0]] = self._session
-        # A lone batch gets every core (latency at low load); batches that overlap get a
-        # share each. One session per thread count: onnxruntime fixes it per session.
-        # Measured on 2 cores, concurrency 16: 31-32 vs 26.5-28.9 req/s (2 threads per
-        # batch). Without its own memory arena the second session holds ~270 MB less
-        # (PSS 1641 vs 1909 MB), at the same req/s.
-        overlap = config.overlap_threads()
-        self._overlap_session = (
-            None
-            if overlap is None
-            else build_session(
-                config.model_copy(update={"intra_op_threads": overlap}), memory_arena=False
-            )[0]
+        self._sessions, self._overlap_session = _bucket_and_overlap_sessions(
+            config, self._session, build_session
+        )
+
+    def _open_gate_sessions(self, config: ClassifierConfig) -> None:
+        """The vehicle gate's sessions, or none while it is off. The gate gets the classifier's
+        input as it is, so it must be exported at the classifier's input size."""
+        assert self._metadata is not None
+        self._gate_session, self._gate_sessions, self._gate_overlap_session = None, {}, None
+        self._gate_metadata = None
+        if not config.gate_enabled:
+            logger.info("vehicle gate off (gate_enabled=false)")
+            return
+        session, metadata = build_gate_session(config)
+        if metadata.input_size != self._metadata.input_size:
+            raise ModelContractError(
+                f"vehicle gate {config.gate_model_path} is exported at {metadata.input_size} px, "
+                f"the classifier {config.model_path} at {self._metadata.input_size} px: export "
+                f"a gate at its size (recognize export-gate --input-size "
+                f"{self._metadata.input_size}) or switch the gate off (RECOGNIZE_GATE_ENABLED)"
+            )
+        self._gate_sessions, self._gate_overlap_session = _bucket_and_overlap_sessions(
+            config, session, build_gate_session
+        )
+        self._gate_session, self._gate_metadata = session, metadata
+        logger.info(
+            "vehicle gate %s (%s %s) summing %d ImageNet classes",
+            config.gate_model_path,
+            metadata.arch,
+            metadata.version,
+            len(metadata.vehicle_classes),
         )
 
     def _start_batching(self, config: ClassifierConfig) -> None:
@@ -156,10 +220,10 @@ class Classifier:
         def warm_this_thread(first: bool) -> None:
             everyone.wait()
             for n in shapes:
-                self._run(np.zeros((n, size, size, 3), dtype=np.uint8))
+                self._infer_batch(np.zeros((n, size, size, 3), dtype=np.uint8))
                 # The overlap session is CPU-only, where nothing is per thread: once will do.
                 if first and self._overlap_session is not None:
-                    self._run(np.zeros((n, size, size, 3), dtype=np.uint8), overlapping=True)
+                    self._infer_batch(np.zeros((n, size, size, 3), dtype=np.uint8), True)
 
         started = time.perf_counter()
         for task in [self._executor.submit(warm_this_thread, i == 0) for i in range(threads)]:
@@ -171,12 +235,31 @@ class Classifier:
             time.perf_counter() - started,
         )
 
+    def _infer_batch(
+        self, batch: np.ndarray, overlapping: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The classifier's logits of a batch and the gate's vehicle probabilities (None while
+        the gate is off), one after the other on this thread."""
+        return self._run(batch, overlapping), self._run_gate(batch, overlapping)
+
     def _run(self, batch: np.ndarray, overlapping: bool = False) -> np.ndarray:
         """Logits of a batch; ``overlapping``: another batch runs meanwhile."""
         assert self._session is not None
         if overlapping and self._overlap_session is not None:
             return run_batch(self._overlap_session, batch)
         return run_batch(self._sessions.get(len(batch), self._session), batch)
+
+    def _run_gate(self, batch: np.ndarray, overlapping: bool) -> np.ndarray | None:
+        """The vehicle probability of every image of the batch, None while the gate is off."""
+        if self._gate_session is None or self._gate_metadata is None:
+            return None
+        if overlapping and self._gate_overlap_session is not None:
+            session = self._gate_overlap_session
+        else:
+            session = self._gate_sessions.get(len(batch), self._gate_session)
+        return vehicle_probabilities(
+            run_batch(session, batch), self._gate_metadata.vehicle_indices
+        )
 
     def ready(self) -> dict[str, Any]:
         """The model's metadata and providers once loaded and warmed up; raises before."""
@@ -185,6 +268,9 @@ class Classifier:
         return {
             "metadata": self._metadata.model_dump(mode="json"),
             "providers": self._session.get_providers(),
+            "gate": None
+            if self._gate_metadata is None
+            else self._gate_metadata.model_dump(mode="json"),
         }
 
     async def classify(self, image: np.ndarray) -> ClassifyResult:
@@ -215,11 +301,19 @@ class Classifier:
         overlapping = self._running > 0
         self._running += 1
         try:
-            logits = await loop.run_in_executor(self._executor, self._run, batch, overlapping)
+            logits, vehicle = await loop.run_in_executor(
+                self._executor, self._infer_batch, batch, overlapping
+            )
         finally:
             self._running -= 1
         inference_s = time.perf_counter() - started
         return [
-            ClassifyResult(logits[i], n, started - item.arrived, inference_s)
+            ClassifyResult(
+                logits[i],
+                n,
+                started - item.arrived,
+                inference_s,
+                None if vehicle is None else float(vehicle[i]),
+            )
             for i, item in enumerate(items)
         ]

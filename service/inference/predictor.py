@@ -2,7 +2,8 @@
 
 Ray-free on purpose: the benchmark's peer servers (a naive FastAPI server, Triton) serve with
 it, and offline tools that must judge photos exactly as the service does use it too. The
-Classifier deployment batches its own calls but uses the same session and verdict code.
+Classifier deployment batches its own calls but uses the same session and verdict code. With a
+gate model it also runs the vehicle gate on the same batch, as the Classifier does.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.core.gate import GateMetadata, vehicle_probabilities
 from service.core.imaging import Limits, prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
 from service.core.taxonomy import VehicleClass, default_taxonomy
 from service.core.verdict import Decision, Thresholds, decide
 from service.core.vin import VinDecode
-from service.inference.session import ClassifierConfig, build_session, run_batch
+from service.inference.session import (
+    ClassifierConfig,
+    build_gate_session,
+    build_session,
+    run_batch,
+)
 from service.settings import Settings
 
 
@@ -31,16 +38,30 @@ class Predictor:
     classes: list[VehicleClass]
     limits: Limits
     thresholds: Thresholds
+    gate_session: ort.InferenceSession | None = None
+    gate_metadata: GateMetadata | None = None
 
     @classmethod
     def open(
-        cls, model_path: Path | str, intra_op_threads: int = 0, settings: Settings | None = None
+        cls,
+        model_path: Path | str,
+        intra_op_threads: int = 0,
+        settings: Settings | None = None,
+        gate_model_path: Path | str | None = None,
     ) -> Predictor:
-        """The model on the CPU with the service's session options; limits and thresholds from
-        ``settings`` (default: this process's environment)."""
+        """The model (and the vehicle gate, given its file) on the CPU with the service's
+        session options; limits and thresholds from ``settings`` (default: this process's
+        environment)."""
         settings = settings or Settings()
-        session, metadata = build_session(
-            ClassifierConfig(model_path=Path(model_path), intra_op_threads=intra_op_threads)
+        config = ClassifierConfig(
+            model_path=Path(model_path),
+            intra_op_threads=intra_op_threads,
+            gate_enabled=gate_model_path is not None,
+            gate_model_path=Path(gate_model_path or settings.gate_model_path),
+        )
+        session, metadata = build_session(config)
+        gate_session, gate_metadata = (
+            build_gate_session(config) if config.gate_enabled else (None, None)
         )
         return cls(
             session=session,
@@ -48,6 +69,8 @@ class Predictor:
             classes=model_classes(metadata, default_taxonomy()),
             limits=settings.limits(),
             thresholds=settings.thresholds(),
+            gate_session=gate_session,
+            gate_metadata=gate_metadata,
         )
 
     def prepare(self, data: bytes) -> np.ndarray:
@@ -63,14 +86,30 @@ class Predictor:
         """Logits [N, C] for a uint8 [N, size, size, 3] batch."""
         return run_batch(self.session, batch)
 
+    def vehicle_probabilities(self, batch: np.ndarray) -> np.ndarray | None:
+        """The gate's vehicle probability [N] of the same batch; None without a gate."""
+        if self.gate_session is None or self.gate_metadata is None:
+            return None
+        logits = run_batch(self.gate_session, batch)
+        return vehicle_probabilities(logits, self.gate_metadata.vehicle_indices)
+
     def warm_up(self, batch_sizes: range | list[int]) -> None:
         """Run each batch shape once: its first run allocates."""
         size = self.metadata.input_size
         for n in batch_sizes:
-            self.run(np.zeros((n, size, size, 3), dtype=np.uint8))
+            batch = np.zeros((n, size, size, 3), dtype=np.uint8)
+            self.run(batch)
+            self.vehicle_probabilities(batch)
 
-    def decide(self, logits: np.ndarray, vin: VinDecode, top_k: int = 3) -> Decision:
-        """The verdict for one photo's logits against its VIN, the service's way."""
+    def decide(
+        self,
+        logits: np.ndarray,
+        vin: VinDecode,
+        top_k: int = 3,
+        vehicle_probability: float | None = None,
+    ) -> Decision:
+        """The verdict for one photo's logits (and the gate's vehicle probability) against its
+        VIN, the service's way."""
         return decide(
             logits,
             self.classes,
@@ -78,4 +117,5 @@ class Predictor:
             vin_reasons=vin.reasons,
             thresholds=self.thresholds,
             top_k=top_k,
+            vehicle_probability=vehicle_probability,
         )

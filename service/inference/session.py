@@ -1,4 +1,5 @@
-"""One onnxruntime session for a model file, with the options every server here uses.
+"""One onnxruntime session for a model file, with the options every server here uses: the
+car classifier's (``build_session``) and the vehicle gate's (``build_gate_session``).
 
 Ray-free on purpose: the Classifier deployment builds its session with it, and so do the
 benchmark's peer servers (a naive FastAPI server, Triton), so all run the model identically.
@@ -14,6 +15,7 @@ import onnxruntime as ort
 from pydantic import ConfigDict
 
 from service.core.errors import ModelContractError
+from service.core.gate import GateMetadata, parse_gate_metadata
 from service.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
 from service.core.taxonomy import default_taxonomy
 from service.settings import ClassifierOptions
@@ -61,6 +63,12 @@ class ClassifierConfig(ClassifierOptions):
             self.overlap_threads(),
         )
 
+    def gate_session_key(self) -> tuple[Any, ...]:
+        """What new vehicle gate sessions are needed for (none while the gate is off)."""
+        if not self.gate_enabled:
+            return (False,)
+        return (True, self.gate_model_path, *self.session_key()[1:])
+
 
 def build_session(
     config: ClassifierConfig, *, memory_arena: bool = True
@@ -68,8 +76,39 @@ def build_session(
     """Open the model, insisting on the providers asked for and on the metadata contract.
     ``memory_arena=False``: the CPU arena is off, so a run's buffers are freed after it."""
     path = Path(config.model_path).absolute()
+    session = _open_session(path, config, memory_arena=memory_arena, setting="RECOGNIZE_MODEL_PATH")
+    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
+    metadata.check_against(default_taxonomy())
+    _check_signature(session, metadata, path)
+    return session, metadata
+
+
+def build_gate_session(
+    config: ClassifierConfig, *, memory_arena: bool = True
+) -> tuple[ort.InferenceSession, GateMetadata]:
+    """Open the vehicle gate (``config.gate_model_path``) as ``build_session`` opens the model,
+    insisting on the gate's metadata contract (``service.core.gate``)."""
+    path = Path(config.gate_model_path).absolute()
+    session = _open_session(
+        path, config, memory_arena=memory_arena, setting="RECOGNIZE_GATE_MODEL_PATH"
+    )
+    metadata = parse_gate_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
+    _check_signature(session, metadata, path)
+    width = next(o.shape for o in session.get_outputs() if o.name == OUTPUT_NAME)[-1]
+    if width != metadata.num_classes:
+        raise ModelContractError(
+            f"{path}: output '{OUTPUT_NAME}' has {width} classes, the gate's metadata says "
+            f"{metadata.num_classes} (ImageNet-1k)"
+        )
+    return session, metadata
+
+
+def _open_session(
+    path: Path, config: ClassifierConfig, *, memory_arena: bool, setting: str
+) -> ort.InferenceSession:
+    """An onnxruntime session with the service's options, on exactly the providers asked for."""
     if not path.is_file():
-        raise ModelContractError(f"model file {path} does not exist (RECOGNIZE_MODEL_PATH)")
+        raise ModelContractError(f"model file {path} does not exist ({setting})")
     wants_cuda = "CUDAExecutionProvider" in config.providers
     if wants_cuda and hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # load the pip-installed CUDA/cuDNN libraries before the session
@@ -106,13 +145,12 @@ def build_session(
         raise ModelContractError(
             f"CUDA requested but the session runs on {session.get_providers()}"
         )
-    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-    metadata.check_against(default_taxonomy())
-    _check_signature(session, metadata, path)
-    return session, metadata
+    return session
 
 
-def _check_signature(session: ort.InferenceSession, metadata: ModelMetadata, path: Path) -> None:
+def _check_signature(
+    session: ort.InferenceSession, metadata: ModelMetadata | GateMetadata, path: Path
+) -> None:
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
         raise ModelContractError(

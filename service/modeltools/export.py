@@ -48,6 +48,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from service.core.errors import ModelContractError
+from service.core.gate import GateMetadata
 from service.core.modelfile import (
     INPUT_NAME,
     METADATA_KEY,
@@ -321,13 +322,20 @@ def export_onnx(
             raise ExportError(f"unknown exporter '{exporter}' (choose from {EXPORTERS})")
 
 
-def write_model_file(exported: Path, out: Path, metadata: ModelMetadata) -> None:
-    """Re-save the exporter's output at ``out`` with the ``recognize`` metadata entry."""
+def write_model_file(
+    exported: Path,
+    out: Path,
+    metadata: ModelMetadata | GateMetadata,
+    *,
+    key: str = METADATA_KEY,
+) -> None:
+    """Re-save the exporter's output at ``out`` with the metadata entry ``key`` (``recognize``
+    for a classifier, ``recognize_gate`` for a vehicle gate)."""
     model = onnx.load(str(exported))  # also reads the dynamo exporter's external .data file
-    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    kept = [p for p in model.metadata_props if p.key != key]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_KEY, value=metadata.to_json())
+    model.metadata_props.add(key=key, value=metadata.to_json())
     weight_bytes = sum(len(t.raw_data) for t in model.graph.initializer)
     large = weight_bytes > EXTERNAL_DATA_THRESHOLD_BYTES
     onnx.save_model(

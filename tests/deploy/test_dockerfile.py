@@ -169,3 +169,35 @@ def test_bake_step_checks_the_sha256(tmp_path: Path) -> None:
     right = bake(hashlib.sha256(b"a model").hexdigest())
     assert right.returncode == 0, right.stderr
     assert dest.read_bytes() == b"a model"
+
+
+def test_bake_step_bakes_the_vehicle_gate_beside_the_model(tmp_path: Path) -> None:
+    """MODEL_* and GATE_* in the one bake step: both files checked, no URL no file, and a URL
+    without its sha256 stops the build."""
+    code, arguments = python_snippet("hashlib")
+    assert arguments == [
+        "${MODEL_URL}", "${MODEL_SHA256}", "/models/${MODEL_FILE}",
+        "${GATE_URL}", "${GATE_SHA256}", "/models/${GATE_FILE}",
+    ]  # fmt: skip
+    model, gate = tmp_path / "model.onnx", tmp_path / "gate.onnx"
+    model.write_bytes(b"a model")
+    gate.write_bytes(b"a gate")
+    baked = tmp_path / "models"
+    baked.mkdir()
+
+    def bake(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30
+        )
+
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (model, gate)}
+    both = bake(model.as_uri(), digest[model], str(baked / "m.onnx"),
+                gate.as_uri(), digest[gate], str(baked / "g.onnx"))  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert (baked / "g.onnx").read_bytes() == b"a gate"
+    assert oct((baked / "g.onnx").stat().st_mode)[-3:] == "444"
+    nothing = bake("", "", str(baked / "none.onnx"), "", "", str(baked / "none2.onnx"))
+    assert nothing.returncode == 0 and not (baked / "none.onnx").exists()
+    unchecked = bake("", "", str(baked / "x.onnx"), gate.as_uri(), "", str(baked / "y.onnx"))
+    assert unchecked.returncode != 0 and "needs its sha256" in unchecked.stderr
+    assert not (baked / "y.onnx").exists()

@@ -64,10 +64,12 @@ SETTING_OF_VALUE = {
     "classifier.concurrentBatches": "concurrent_batches",
     "classifier.warmupBatchSizes": "warmup_batch_sizes",
     "classifier.batchBuckets": "batch_buckets",
+    "gate.enabled": "gate_enabled",
     "ingress.replicas": "ingress_replicas",
     "ingress.numCpus": "ingress_num_cpus",
     "decision.matchThreshold": "match_threshold",
     "decision.mismatchThreshold": "mismatch_threshold",
+    "decision.vehicleThreshold": "vehicle_threshold",
     "limits.maxUploadBytes": "max_upload_bytes",
     "limits.maxImagePixels": "max_image_pixels",
     "limits.minImageSide": "min_image_side",
@@ -82,6 +84,7 @@ SETTING_OF_VALUE = {
 DERIVED_SETTINGS = {
     "host": "always 0.0.0.0 in the cluster",
     "model_path": "/models/<model.file>",
+    "gate_model_path": "/models/<gate.file>: the vehicle gate comes from model.source too",
     "api_keys": "RECOGNIZE_API_KEYS from the apiKeys Secret (a JSON list of {tenant, hash} "
     "entries), never a value: the chart keeps even key hashes out of serveConfigV2",
 }
@@ -122,7 +125,8 @@ EVERY_SETTING = {
         "batchBuckets": [1, 4, 16, 32],
     },
     "ingress": {"replicas": 3, "numCpus": 1.5},
-    "decision": {"matchThreshold": 0.9, "mismatchThreshold": 0.7},
+    "decision": {"matchThreshold": 0.9, "mismatchThreshold": 0.7, "vehicleThreshold": 0.3},
+    "gate": {"enabled": False, "file": "vehicle_gate_256.onnx"},
     "limits": {
         "maxUploadBytes": 10_485_760,
         "maxImagePixels": 40_000_000,
@@ -144,6 +148,18 @@ EVERY_SETTING = {
     },
     "apiKeys": {"create": True, "keys": [API_KEY_ENTRY]},
     "ray": {"authMode": "disabled", "autoscaler": {"enabled": False}},
+}
+GATE_SHA256 = hashlib.sha256(b"a gate").hexdigest()
+# The url source with the vehicle gate on: the init container fetches both files.
+MODEL_AND_GATE_BY_URL = {
+    "model": {
+        "source": "url",
+        "url": {"location": "https://models.example.internal/m.onnx", "sha256": MODEL_SHA256},
+    },
+    "gate": {
+        "file": "vehicle_gate_224.onnx",
+        "url": {"existingSecret": "gate-url", "secretKey": "presigned", "sha256": GATE_SHA256},
+    },
 }
 BAKED_MODEL_NOTHING_ELSE = {
     "model": {"source": "image", "file": "baked.onnx"},
@@ -177,6 +193,7 @@ CASES: dict[str, tuple[Path | dict[str, Any], set[str]]] = {
     "every-setting": (EVERY_SETTING, {"RayService", "Secret", *MONITORED}),
     "service-defaults": (service_defaults(), {"RayService", *MONITORED}),
     "baked-model": (BAKED_MODEL_NOTHING_ELSE, {"RayService"}),
+    "model-and-gate-by-url": (MODEL_AND_GATE_BY_URL, {"RayService", *MONITORED}),
 }
 
 
@@ -296,6 +313,9 @@ def test_renders_the_expected_objects(render, case: str) -> None:
         ("gpuWorkers.gpus=0.5", "/gpuWorkers/gpus"),
         ("model.source=s3", "/model/source"),
         ("model.file=../etc/passwd", "/model/file"),
+        ("gate.file=../gate.onnx", "/gate/file"),
+        ("gate.enabled=maybe", "/gate/enabled"),
+        ("decision.vehicleThreshold=1.5", "/decision/vehicleThreshold"),
         ("classifer.replicas=1", "classifer"),  # a misspelt key is not silently ignored
         ("logs.encoding=XML", "/logs/encoding"),
         ("limits.requestTimeoutS=0", "/limits/requestTimeoutS"),
@@ -319,6 +339,16 @@ def test_bad_values_are_refused_by_the_schema(helm, setting: str, complaint: str
         (["classifier.autoscaling.enabled=true", "classifier.autoscaling.maxReplicas=4"], "need 4"),
         (["model.source=url", f"model.url.sha256={MODEL_SHA256}"], "needs model.url.location"),
         (["model.source=url", "model.url.location=https://m.example/a.onnx"], "/model/url/sha256"),
+        (
+            ["model.source=url", "model.url.location=https://m.example/a.onnx",
+             f"model.url.sha256={MODEL_SHA256}"],
+            "needs gate.url.location",
+        ),
+        (
+            ["model.source=url", "model.url.location=https://m.example/a.onnx",
+             f"model.url.sha256={MODEL_SHA256}", "gate.url.location=https://m.example/g.onnx"],
+            "needs gate.url.sha256",
+        ),
         (["apiKeys.create=true"], "at least one key"),
         (["gpuWorkers.minReplicas=2"], "minReplicas <= replicas <= maxReplicas"),
         (
@@ -476,6 +506,7 @@ def equivalent_environment(values: dict[str, Any]) -> dict[str, str]:
     env = {
         "RECOGNIZE_HOST": "0.0.0.0",
         "RECOGNIZE_MODEL_PATH": f"/models/{values['model']['file']}",
+        "RECOGNIZE_GATE_MODEL_PATH": f"/models/{values['gate']['file']}",
     }
     for dotted, setting in SETTING_OF_VALUE.items():
         value = lookup(values, dotted)
@@ -619,6 +650,25 @@ def test_model_source(render, case: str) -> None:
         env = {e["name"]: e.get("value") for e in fetch["env"]}
         assert env["MODEL_SHA256"] == values["model"]["url"]["sha256"]
         assert env["MODEL_DEST"] == f"/models/{values['model']['file']}"
+        gate = values["gate"]
+        if gate["enabled"] is False:
+            assert not {"GATE_URL", "GATE_SHA256", "GATE_DEST"} & set(env)
+        else:
+            assert env["GATE_SHA256"] == gate["url"]["sha256"]
+            assert env["GATE_DEST"] == f"/models/{gate['file']}"
+    annotations = worker["metadata"]["annotations"]
+    if values["gate"]["enabled"] is False:
+        assert "recognize.gate/file" not in annotations
+    else:  # a new gate file is a new pod template: KubeRay rolls out a new cluster
+        assert annotations["recognize.gate/file"] == values["gate"]["file"]
+
+
+def test_the_gate_url_comes_from_its_secret(render) -> None:
+    worker = [t for n, t in pod_templates(the(render("model-and-gate-by-url"), "RayService"))][1]
+    (fetch,) = worker["spec"]["initContainers"]
+    env = {e["name"]: e for e in fetch["env"]}
+    assert env["GATE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "gate-url", "key": "presigned"}
+    assert env["MODEL_URL"]["value"] == "https://models.example.internal/m.onnx"
 
 
 def test_model_fetch_init_container_downloads_and_checks_the_file(render, tmp_path) -> None:
@@ -644,6 +694,17 @@ def test_model_fetch_init_container_downloads_and_checks_the_file(render, tmp_pa
     right = run(env={**env, "MODEL_SHA256": MODEL_SHA256})
     assert right.returncode == 0, right.stderr
     assert dest.read_bytes() == b"a model"
+    # With the vehicle gate on, the same script fetches it too, checked the same way.
+    gate = tmp_path / "gate.onnx"
+    gate.write_bytes(b"a gate")
+    gate_dest = tmp_path / "models" / "vehicle_gate.onnx"
+    with_gate = {**env, "MODEL_SHA256": MODEL_SHA256, "GATE_URL": gate.as_uri(),
+                 "GATE_DEST": str(gate_dest)}  # fmt: skip
+    wrong = run(env={**with_gate, "GATE_SHA256": "f" * 64})
+    assert wrong.returncode != 0 and "gate.url.sha256" in wrong.stderr and not gate_dest.exists()
+    right = run(env={**with_gate, "GATE_SHA256": GATE_SHA256})
+    assert right.returncode == 0, right.stderr
+    assert gate_dest.read_bytes() == b"a gate"
 
 
 def test_api_keys_come_from_the_secret(render) -> None:

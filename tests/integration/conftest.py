@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from service.core.auth import create_key
-from tests.paths import DEMO_MODEL_PATH
+from tests.paths import DEMO_MODEL_PATH, GATE_MODEL_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 240
@@ -66,6 +66,8 @@ def start_service(env_overrides: dict[str, str], log: Path) -> RunningService:
     overrides switch authentication off), ready to serve."""
     if not DEMO_MODEL_PATH.is_file():
         pytest.fail(f"demo model {DEMO_MODEL_PATH} missing: run `make model` (make test does)")
+    if not GATE_MODEL_PATH.is_file() and env_overrides.get("RECOGNIZE_GATE_ENABLED") != "false":
+        pytest.fail(f"vehicle gate {GATE_MODEL_PATH} missing: run `make gate` (make test does)")
     port = free_port()
     api_key, entry = create_key(TEST_TENANT)
     env = {

@@ -11,6 +11,7 @@ from PIL import Image
 from loadtest import photos as f
 from service.core.taxonomy import default_taxonomy
 from service.core.vin import check_digit
+from tests.photos import photo
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,9 @@ def test_recognize_contract(client: httpx.Client) -> None:
         "input_size": 224,
     }
     assert body["batch_size"] >= 1
+    # The vehicle gate is on by default; a synthetic photo shows no vehicle.
+    assert set(body["vehicle"]) == {"probability", "present"}
+    assert body["vehicle"]["present"] is False and body["reasons"][0] == "no_vehicle"
     lat = body["latency_ms"]
     assert set(lat) == {"decode", "preprocess", "queue", "inference", "total"}
     assert all(v >= 0 for v in lat.values())
@@ -134,7 +138,10 @@ def test_north_american_vin(client: httpx.Client) -> None:
 def test_unknown_parent_goes_to_manual_review(
     client: httpx.Client, vin: str, reason: str, series: str | None
 ) -> None:
-    body = post(client, f.jpeg(), vin).json()
+    # A real car photo, so that the VIN alone sends it to review (a synthetic photo would be
+    # stopped by the vehicle gate first: reasons [no_vehicle, <the VIN's reason>]).
+    body = post(client, photo("opencv/licenseplate_motion.jpg").read_bytes(), vin).json()
+    assert body["vehicle"]["present"] is True
     assert body["verdict"] == "manual_review"
     assert body["reasons"] == [reason]
     assert body["parent_match"] is None
@@ -157,6 +164,10 @@ def test_concurrent_requests_batch_and_match_sequential_results(client: httpx.Cl
             seq["prediction"]["confidence"], abs=1e-4
         )
         assert con["verdict"] == seq["verdict"]
+        # The vehicle gate runs on the same padded batches: the same answer as alone.
+        assert con["vehicle"]["probability"] == pytest.approx(
+            seq["vehicle"]["probability"], abs=1e-5
+        )
     assert max(r["batch_size"] for r in concurrent) > 1, [r["batch_size"] for r in concurrent]
     # different photos, different outputs: the model is really looking at the pixels
     assert len({round(r["prediction"]["confidence"], 6) for r in sequential}) > 1

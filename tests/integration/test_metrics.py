@@ -198,6 +198,14 @@ def expected_deltas(traffic: Traffic) -> dict[str, float]:
     for (layout, result), count in traffic.vin_decodes.items():
         expr = f'sum(ray_recognize_vin_decodes_total{{layout="{layout}", result="{result}"}})'
         deltas[expr] = float(count)
+    # The vehicle gate checked every recognised photo (it is on by default).
+    gate = Counter(
+        "vehicle" if body["vehicle"]["present"] else "no_vehicle" for body in traffic.recognized
+    )
+    for result, count in gate.items():
+        expr = f'sum(ray_recognize_vehicle_checks_total{{result="{result}"}})'
+        deltas[expr] = float(count)
+    deltas["sum(ray_recognize_vehicle_checks_total)"] = float(n_ok)
     return deltas
 
 

@@ -26,8 +26,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def config(path: Path, **overrides: object) -> ClassifierConfig:
+    # The vehicle gate is off here: these tests are about the classifier's own sessions; the
+    # gate beside it has its own (tests/unit/test_gate_classifier.py).
     return ClassifierConfig.model_validate(
-        {"model_path": str(path), "intra_op_threads": 1, **overrides}
+        {"model_path": str(path), "intra_op_threads": 1, "gate_enabled": False, **overrides}
     )
 
 

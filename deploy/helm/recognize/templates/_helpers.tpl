@@ -68,6 +68,17 @@ the PVC and the download emptyDir are mounted there, and the Dockerfile bakes it
 {{- printf "/models/%s" .Values.model.file }}
 {{- end }}
 
+{{/* The vehicle gate's file, beside the classifier's under /models (from the same source). */}}
+{{- define "recognize.gatePath" -}}
+{{- printf "/models/%s" .Values.gate.file }}
+{{- end }}
+
+{{/* "true" when the classifier replicas run the vehicle gate (gate.enabled null: the
+service's default, on). */}}
+{{- define "recognize.gateEnabled" -}}
+{{- if kindIs "invalid" .Values.gate.enabled }}true{{ else }}{{ .Values.gate.enabled }}{{ end }}
+{{- end }}
+
 {{/*
 The service settings (service/settings.py field names) these values set, as JSON: what the
 RECOGNIZE_* environment would hold for the same service. A null value is left out, so the
@@ -75,7 +86,7 @@ service's own default applies. The bind host is always 0.0.0.0 in the cluster.
 */}}
 {{- define "recognize.settings" -}}
 {{- $v := .Values }}
-{{- $settings := dict "host" "0.0.0.0" "port" $v.serve.port "model_path" (include "recognize.modelPath" .) }}
+{{- $settings := dict "host" "0.0.0.0" "port" $v.serve.port "model_path" (include "recognize.modelPath" .) "gate_model_path" (include "recognize.gatePath" .) }}
 {{- $fromValues := list
   (list $v.classifier "replicas" "classifier_replicas")
   (list $v.classifier "numGpus" "classifier_num_gpus")
@@ -87,10 +98,12 @@ service's own default applies. The bind host is always 0.0.0.0 in the cluster.
   (list $v.classifier "concurrentBatches" "concurrent_batches")
   (list $v.classifier "warmupBatchSizes" "warmup_batch_sizes")
   (list $v.classifier "batchBuckets" "batch_buckets")
+  (list $v.gate "enabled" "gate_enabled")
   (list $v.ingress "replicas" "ingress_replicas")
   (list $v.ingress "numCpus" "ingress_num_cpus")
   (list $v.decision "matchThreshold" "match_threshold")
   (list $v.decision "mismatchThreshold" "mismatch_threshold")
+  (list $v.decision "vehicleThreshold" "vehicle_threshold")
   (list $v.limits "maxUploadBytes" "max_upload_bytes")
   (list $v.limits "maxImagePixels" "max_image_pixels")
   (list $v.limits "minImageSide" "min_image_side")
@@ -140,6 +153,8 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
   "concurrent_batches" (list (list $userConfig "concurrent_batches"))
   "warmup_batch_sizes" (list (list $userConfig "warmup_batch_sizes"))
   "batch_buckets" (list (list $userConfig "batch_buckets"))
+  "gate_enabled" (list (list $userConfig "gate_enabled"))
+  "gate_model_path" (list (list $userConfig "gate_model_path"))
   "classifier_replicas" (list (list $classifier "num_replicas"))
   "classifier_num_cpus" (list (list $classifier.ray_actor_options "num_cpus"))
   "classifier_num_gpus" (list (list $classifier.ray_actor_options "num_gpus"))
@@ -154,6 +169,7 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
 {{- $argDefaults := dict
   "match_threshold" 0.8
   "mismatch_threshold" 0.8
+  "vehicle_threshold" 0.15
   "max_upload_bytes" 20971520
   "max_image_pixels" 50000000
   "min_image_side" 32
@@ -230,6 +246,19 @@ classifier replicas that cannot all get their GPUs even at the worker group's la
 {{- $workers := .Values.gpuWorkers }}
 {{- if not (and (le (int $workers.minReplicas) (int $workers.replicas)) (le (int $workers.replicas) (int $workers.maxReplicas))) }}
 {{- fail "gpuWorkers needs minReplicas <= replicas <= maxReplicas" }}
+{{- end }}
+{{- $model := .Values.model }}
+{{- if and (eq $model.source "url") (not (or $model.url.location $model.url.existingSecret)) }}
+{{- fail "model.source=url needs model.url.location or model.url.existingSecret" }}
+{{- end }}
+{{- $gate := .Values.gate }}
+{{- if and (eq $model.source "url") (eq (include "recognize.gateEnabled" .) "true") }}
+{{- if not (or $gate.url.location $gate.url.existingSecret) }}
+{{- fail "model.source=url with the vehicle gate on needs gate.url.location or gate.url.existingSecret (or gate.enabled=false)" }}
+{{- end }}
+{{- if not $gate.url.sha256 }}
+{{- fail "model.source=url with the vehicle gate on needs gate.url.sha256" }}
+{{- end }}
 {{- end }}
 {{- $doc := include "recognize.serveConfig" . | fromYaml }}
 {{- range (first $doc.applications).deployments }}
