@@ -19,6 +19,19 @@ from loadtest._stats import percentile
 from service.inference.session import run_batch
 
 
+class WithGate:
+    """A session and the vehicle gate's session run on the same batch, as the Classifier runs
+    them when the gate is on: one ``run`` call times both (the model's outputs are returned)."""
+
+    def __init__(self, session: Any, gate: Any) -> None:
+        self.session = session
+        self.gate = gate
+
+    def run(self, outputs: Any, feeds: Any) -> Any:
+        self.gate.run(None, feeds)
+        return self.session.run(outputs, feeds)
+
+
 @dataclass(frozen=True)
 class BatchTiming:
     """The timed calls of one batch shape (milliseconds per ``session.run``, in call order)."""

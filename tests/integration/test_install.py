@@ -8,6 +8,7 @@ inside an added directory is not processed). Everything then runs from a tempora
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.settings import DEMO_GATE
 from tests.integration.conftest import free_port
 from tests.paths import DEMO_MODEL_PATH, REPO
 from tests.photos import photo
@@ -102,6 +104,7 @@ def test_serve_with_a_model_path_from_anywhere(installed: Path, tmp_path: Path) 
     env = {
         **os.environ,
         "RECOGNIZE_MODEL_PATH": str(DEMO_MODEL_PATH),
+        "RECOGNIZE_GATE_MODEL_PATH": str(REPO / DEMO_GATE),
         "RECOGNIZE_AUTH_DISABLED": "true",
         "RECOGNIZE_PORT": str(port),
         "RECOGNIZE_METRICS_PORT": str(free_port()),
@@ -135,8 +138,10 @@ def test_serve_with_a_model_path_from_anywhere(installed: Path, tmp_path: Path) 
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["vin"]["expected_parent"] == "C-Class"
+        assert answer.json()["vehicle"]["present"] is True  # the gate file found by its path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -42,12 +42,16 @@ def test_gpu_bench_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
     assert result["export_fp16"]["max_abs_diff"] < 5e-2  # the export's fp16 parity check
     assert [r["batch"] for r in result["raw_fp16"]] == [1, 2]
     assert all(r["images_per_s"] > 0 for r in result["raw_fp16"])
+    # The vehicle gate runs beside the classifier, as in production; raw is timed with it too.
+    assert [r["batch"] for r in result["raw_fp16_gate"]] == [1, 2]
+    assert all(r["images_per_s"] > 0 for r in result["raw_fp16_gate"])
     assert [run["classifier_replicas"] for run in result["services"]] == [1, 2]
     for run in result["services"]:
         replicas = run["classifier_replicas"]
         assert "error" not in run, run
         assert run["cold_start_s"] > 0
         assert run["env"]["RECOGNIZE_CLASSIFIER_REPLICAS"] == str(replicas)
+        assert run["env"]["RECOGNIZE_GATE_MODEL_PATH"].endswith("vehicle_gate_64_fp32.onnx")
         rows = {(r["kind"], r["concurrency"]): r for r in run["rows"]}
         assert set(rows) == {("http", 2), ("handle", 4)}
         for key, row in rows.items():
