@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.core.auth import ApiKey
+from service.core.calibration import Calibration, DecisionRule, decision_rule
 from service.core.imaging import Limits
-from service.core.verdict import Thresholds
 
 # Relative model paths resolve against the working directory of the process that reads them:
 # `make run` and the tests run from the checkout; production passes absolute paths.
@@ -76,6 +76,11 @@ class ClassifierOptions(BaseModel):
     )
     warmup_batch_sizes: tuple[int, ...] = Field(
         (), description="batch sizes to warm up before ready; empty = every size 1..max_batch_size"
+    )
+    taxonomy_path: Path | None = Field(
+        None,
+        description="taxonomy file whose classes the model's outputs are (the format of "
+        "service/core/data/taxonomy.yaml); unset: the packaged Mercedes-Benz taxonomy",
     )
 
     @model_validator(mode="after")
@@ -138,17 +143,28 @@ class Settings(BaseSettings, ClassifierOptions):
     )
 
     # --- decision thresholds -------------------------------------------------------------------
-    match_threshold: float = Field(
-        0.80,
+    # Unset (None): the model file's calibrated thresholds (`recognize calibrate`,
+    # service/core/calibration.py), or 0.80 for an uncalibrated model. A value set here
+    # overrides the calibration: logged at start-up, named in every response and in /v1/model,
+    # and such responses are not `calibrated` (the certificate covers its own thresholds only).
+    match_threshold: float | None = Field(
+        None,
         gt=0.0,
         le=1.0,
-        description="'match' needs at least this probability on the VIN's parent class",
+        description="'match' needs at least this probability on the VIN's parent class; unset: "
+        "the model's calibrated threshold, else 0.80",
     )
-    mismatch_threshold: float = Field(
-        0.80,
+    mismatch_threshold: float | None = Field(
+        None,
         gt=0.0,
         le=1.0,
-        description="'mismatch' needs another parent class with at least this probability",
+        description="'mismatch' needs another parent class with at least this probability; "
+        "unset: the model's calibrated threshold, else 0.80",
+    )
+    vin_rules_path: Path | None = Field(
+        None,
+        description="VIN rules file naming the parents of the taxonomy served (the format of "
+        "service/core/data/vin_rules.yaml); unset: the packaged Mercedes-Benz rules",
     )
 
     # --- input limits --------------------------------------------------------------------------
@@ -204,6 +220,10 @@ class Settings(BaseSettings, ClassifierOptions):
         """The settings `recognize serve` runs with: the model path made absolute (replicas
         run in other processes), an unset layout resolved for this node."""
         update: dict[str, Any] = {"model_path": self.model_path.absolute()}
+        for name in ("taxonomy_path", "vin_rules_path"):
+            path = getattr(self, name)
+            if path is not None:
+                update[name] = path.absolute()
         if self.classifier_in_ingress is None:
             update["classifier_in_ingress"] = self.cpu_only
         return self.model_copy(update=update)
@@ -211,8 +231,13 @@ class Settings(BaseSettings, ClassifierOptions):
     def limits(self) -> Limits:
         return Limits(max_pixels=self.max_image_pixels, min_side=self.min_image_side)
 
-    def thresholds(self) -> Thresholds:
-        return Thresholds(match=self.match_threshold, mismatch=self.mismatch_threshold)
+    def decision_rule(self, calibration: Calibration | None) -> DecisionRule:
+        """The model's calibrated rule with this process's threshold overrides."""
+        return decision_rule(
+            calibration,
+            match_threshold=self.match_threshold,
+            mismatch_threshold=self.mismatch_threshold,
+        )
 
     @property
     def classifier_max_ongoing_requests(self) -> int:

@@ -94,9 +94,15 @@ def decide(
     vin_reasons: Sequence[Reason] = (),
     thresholds: Thresholds = Thresholds(),
     top_k: int = 3,
+    temperature: float = 1.0,
 ) -> Decision:
-    """The verdict for one photo's logits against the parent class its VIN names."""
-    probs = softmax(logits)
+    """The verdict for one photo's logits against the parent class its VIN names.
+
+    ``temperature``: the model file's calibrated temperature (service/core/calibration.py);
+    the logits are divided by it before the softmax, so the probabilities and thresholds are
+    the ones `recognize calibrate` certified. 1.0 for an uncalibrated model.
+    """
+    probs = softmax(np.asarray(logits, dtype=np.float64) / temperature)
     order = np.argsort(-probs, kind="stable")
     top = _scored(probs, classes, int(order[0]))
     ranked = [_scored(probs, classes, int(i)) for i in order[: max(1, top_k)]]

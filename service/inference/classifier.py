@@ -20,9 +20,15 @@ import numpy as np
 import onnxruntime as ort
 from ray import serve
 
+from service.core.calibration import Calibration
 from service.core.errors import ModelNotReady
 from service.core.modelfile import ModelMetadata
-from service.inference.session import ClassifierConfig, build_session, run_batch
+from service.inference.session import (
+    ClassifierConfig,
+    build_session,
+    model_calibration,
+    run_batch,
+)
 from service.metrics import ClassifierMetrics
 
 __all__ = ["Classifier", "ClassifierConfig", "ClassifyResult", "build_session"]
@@ -56,6 +62,7 @@ class Classifier:
         self._overlap_session: ort.InferenceSession | None = None
         self._running = 0  # batches in onnxruntime now; changed on the event loop only
         self._metadata: ModelMetadata | None = None
+        self._calibration: Calibration | None = None
         self._config: ClassifierConfig | None = None
         # session.run runs off the event loop, so health checks and the batch queue keep moving:
         # one thread per batch that may run at once (concurrent_batches), made in reconfigure().
@@ -100,6 +107,7 @@ class Classifier:
     def _open_sessions(self, config: ClassifierConfig) -> None:
         """The replica's sessions: the main one, one per batch bucket, one for overlap."""
         self._session, self._metadata = build_session(config)
+        self._calibration = model_calibration(self._session, source=str(config.model_path))
         # The CUDA EP re-plans every cuDNN convolution whenever a session's input shape
         # changes (5-7 s for fp16 ConvNeXt-B on an H100, at every change, not only the
         # first): so each bucket gets a session of its own that only ever sees its shape.
@@ -179,12 +187,16 @@ class Classifier:
         return run_batch(self._sessions.get(len(batch), self._session), batch)
 
     def ready(self) -> dict[str, Any]:
-        """The model's metadata and providers once loaded and warmed up; raises before."""
+        """The model's metadata, calibration and providers once loaded and warmed up; raises
+        before."""
         if not self._ready or self._metadata is None or self._session is None:
             raise ModelNotReady("model is loading or warming up")
         return {
             "metadata": self._metadata.model_dump(mode="json"),
             "providers": self._session.get_providers(),
+            "calibration": (
+                None if self._calibration is None else self._calibration.model_dump(mode="json")
+            ),
         }
 
     async def classify(self, image: np.ndarray) -> ClassifyResult:

@@ -13,12 +13,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.core.calibration import DecisionRule
 from service.core.imaging import Limits, prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
-from service.core.taxonomy import VehicleClass, default_taxonomy
-from service.core.verdict import Decision, Thresholds, decide
+from service.core.taxonomy import VehicleClass, taxonomy_at
+from service.core.verdict import Decision, decide
 from service.core.vin import VinDecode
-from service.inference.session import ClassifierConfig, build_session, run_batch
+from service.inference.session import (
+    ClassifierConfig,
+    build_session,
+    model_calibration,
+    run_batch,
+)
 from service.settings import Settings
 
 
@@ -30,24 +36,34 @@ class Predictor:
     metadata: ModelMetadata
     classes: list[VehicleClass]
     limits: Limits
-    thresholds: Thresholds
+    rule: DecisionRule  # the model's calibration (if any) with the settings' overrides
 
     @classmethod
     def open(
-        cls, model_path: Path | str, intra_op_threads: int = 0, settings: Settings | None = None
+        cls,
+        model_path: Path | str,
+        intra_op_threads: int = 0,
+        settings: Settings | None = None,
+        taxonomy_path: Path | str | None = None,
     ) -> Predictor:
-        """The model on the CPU with the service's session options; limits and thresholds from
-        ``settings`` (default: this process's environment)."""
+        """The model on the CPU with the service's session options; limits, threshold overrides
+        and taxonomy from ``settings`` (default: this process's environment), the taxonomy
+        from ``taxonomy_path`` if given."""
         settings = settings or Settings()
+        taxonomy = Path(taxonomy_path) if taxonomy_path is not None else settings.taxonomy_path
         session, metadata = build_session(
-            ClassifierConfig(model_path=Path(model_path), intra_op_threads=intra_op_threads)
+            ClassifierConfig(
+                model_path=Path(model_path),
+                intra_op_threads=intra_op_threads,
+                taxonomy_path=taxonomy,
+            )
         )
         return cls(
             session=session,
             metadata=metadata,
-            classes=model_classes(metadata, default_taxonomy()),
+            classes=model_classes(metadata, taxonomy_at(taxonomy)),
             limits=settings.limits(),
-            thresholds=settings.thresholds(),
+            rule=settings.decision_rule(model_calibration(session, source=str(model_path))),
         )
 
     def prepare(self, data: bytes) -> np.ndarray:
@@ -76,6 +92,7 @@ class Predictor:
             self.classes,
             expected_parent=vin.expected_parent,
             vin_reasons=vin.reasons,
-            thresholds=self.thresholds,
+            thresholds=self.rule.thresholds,
             top_k=top_k,
+            temperature=self.rule.temperature,
         )
