@@ -1,4 +1,5 @@
-"""The ``recognize`` command: serve, vin, keys, config, openapi, export, bench."""
+"""The ``recognize`` command: serve, vin, keys, config, openapi, export, train, evaluate,
+calibrate, model-info, bench."""
 
 from __future__ import annotations
 
@@ -79,17 +80,29 @@ def _cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(argv: Sequence[str]) -> int:
+# Commands of the model tooling (service/modeltools/), each module's own argparse ``main``.
+MODEL_TOOLS = {
+    "export": "export",
+    "train": "train",
+    "evaluate": "evaluate",
+    "calibrate": "calibrate",
+    "model-info": "modelinfo",
+}
+
+
+def _cmd_model_tool(command: str, argv: Sequence[str]) -> int:
+    import importlib
+
     try:
-        from service.modeltools.export import main as export_main
-    except ImportError as exc:  # torch/timm live in the optional "models" extra
+        module = importlib.import_module(f"service.modeltools.{MODEL_TOOLS[command]}")
+    except ImportError as exc:  # torch/timm/sklearn/mlflow live in the optional "models" extra
         print(
-            "recognize export needs the model tooling (torch, timm, onnx): "
-            f"pip install 'recognize[models]' ({exc})",
+            f"recognize {command} needs the model tooling (torch, timm, onnx, scikit-learn, "
+            f"ray[train], mlflow): pip install 'recognize[models]' ({exc})",
             file=sys.stderr,
         )
         return 2
-    return export_main(list(argv))
+    return int(module.main(list(argv)))
 
 
 def _cmd_bench(argv: Sequence[str]) -> int:
@@ -112,8 +125,8 @@ def _cmd_bench(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["export"]:
-        return _cmd_export(argv[1:])
+    if argv[:1] and argv[0] in MODEL_TOOLS:
+        return _cmd_model_tool(argv[0], argv[1:])
     if argv[:1] == ["bench"]:
         return _cmd_bench(argv[1:])
 
@@ -146,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench", help="raw onnxruntime vs this service vs naive vs Triton (from a checkout)"
     )
     sub.add_parser("export", help="export a timm model to ONNX (see `recognize export --help`)")
+    sub.add_parser("train", help="fine-tune on labelled photos with Ray Train, export, evaluate")
+    sub.add_parser("evaluate", help="a model's metrics on a split, the service's way")
+    sub.add_parser("calibrate", help="temperature and thresholds with a false-match bound")
+    sub.add_parser("model-info", help="print a model file's metadata and calibration")
 
     args = parser.parse_args(argv)
     return int(args.func(args))

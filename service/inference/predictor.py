@@ -7,6 +7,7 @@ Classifier deployment batches its own calls but uses the same session and verdic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import onnxruntime as ort
 from service.core.calibration import DecisionRule
 from service.core.imaging import Limits, prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
+from service.core.reasons import Reason
 from service.core.taxonomy import VehicleClass, taxonomy_at
 from service.core.verdict import Decision, decide
 from service.core.vin import VinDecode
@@ -87,11 +89,21 @@ class Predictor:
 
     def decide(self, logits: np.ndarray, vin: VinDecode, top_k: int = 3) -> Decision:
         """The verdict for one photo's logits against its VIN, the service's way."""
+        return self.decide_parent(logits, vin.expected_parent, vin.reasons, top_k)
+
+    def decide_parent(
+        self,
+        logits: np.ndarray,
+        expected_parent: str | None,
+        vin_reasons: Sequence[Reason] = (),
+        top_k: int = 3,
+    ) -> Decision:
+        """The verdict against a VIN that names ``expected_parent`` (evaluation, calibration)."""
         return decide(
             logits,
             self.classes,
-            expected_parent=vin.expected_parent,
-            vin_reasons=vin.reasons,
+            expected_parent=expected_parent,
+            vin_reasons=vin_reasons,
             thresholds=self.rule.thresholds,
             top_k=top_k,
             temperature=self.rule.temperature,
