@@ -165,6 +165,38 @@ def fixed_sequence(scores: np.ndarray, n: int, target: float, confidence: float,
     return Choice(float(THRESHOLD_GRID[last]), int(errors[last]), float(bounds[last]), table)
 
 
+@dataclass(frozen=True)
+class Certified:
+    """What the statistics chose on a set of calibration photos."""
+
+    temperature: float
+    match: Choice
+    mismatch: Choice
+    scores: PairScores
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(match=self.match.threshold, mismatch=self.mismatch.threshold)
+
+
+def certify(logits: np.ndarray, labels: np.ndarray, classes: list[VehicleClass], *,
+            target_false_match: float, target_false_mismatch: float,
+            confidence: float) -> Certified:
+    """Temperature, then the match threshold on the impostor pairs, then the mismatch
+    threshold on the genuine pairs at that match threshold."""
+    temperature = fit_temperature(logits, labels)
+    probs = softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    scores = pair_scores(probs, classes, [classes[i].parent for i in labels])
+    impostor = scores.match_score[~scores.genuine]
+    match = fixed_sequence(impostor, len(impostor), target_false_match, confidence,
+                           "false matches")
+    matched = scores.match_score[scores.genuine] >= match.threshold
+    mismatch_scores = np.where(matched, -np.inf, scores.other_score)
+    mismatch = fixed_sequence(mismatch_scores, len(labels), target_false_mismatch, confidence,
+                              "false mismatches")
+    return Certified(temperature, match, mismatch, scores)
+
+
 def graph_sha256(model: Path) -> str:
     """sha256 of the ONNX graph (weights and nodes; not the metadata)."""
     import onnx
@@ -218,17 +250,10 @@ def calibrate(model: Path | str, manifest: Manifest, *, out: Path | str, split: 
             )
 
     logits = predict_logits(predictor, [manifest.path_of(e) for e in entries])
-    temperature = fit_temperature(logits, labels)
-    probs = softmax(np.asarray(logits, dtype=np.float64) / temperature)
-    scores = pair_scores(probs, classes, true_parent)
-    impostor_scores = scores.match_score[~scores.genuine]
-    match = fixed_sequence(impostor_scores, n_impostor, target_false_match, confidence,
-                           "false matches")
-    genuine_match = scores.match_score[scores.genuine] >= match.threshold
-    mismatch_scores = np.where(genuine_match, -np.inf, scores.other_score)
-    mismatch = fixed_sequence(mismatch_scores, n_genuine, target_false_mismatch, confidence,
-                              "false mismatches")
-    thresholds = Thresholds(match=match.threshold, mismatch=mismatch.threshold)
+    found = certify(logits, labels, classes, target_false_match=target_false_match,
+                    target_false_mismatch=target_false_mismatch, confidence=confidence)
+    temperature, match, mismatch = found.temperature, found.match, found.mismatch
+    thresholds = found.thresholds
 
     # The same pairs through the service's verdict itself: the scan above must agree with it.
     verdicts = [[decide(logits[i], classes, expected_parent=q, thresholds=thresholds,
@@ -283,7 +308,7 @@ def calibrate(model: Path | str, manifest: Manifest, *, out: Path | str, split: 
     folder = Path(report_dir) if report_dir else out.with_name(f"{out.stem}.calibration")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "calibration.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot_risk_coverage(folder / "risk_coverage.png", scores, match, target_false_match)
+    plot_risk_coverage(folder / "risk_coverage.png", found.scores, match, target_false_match)
     return calibration.model_dump(mode="json")
 
 

@@ -705,7 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0, help="seed of a new split (default 0)")
     p.add_argument("--max-train-images", type=int, help="use only the first N training photos")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--ray-address", help="Ray cluster to run on (default: a local Ray)")
+    p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster to run on, e.g. auto inside a RayJob (default: "
+                   "$RAY_ADDRESS, which `ray job submit` sets, else a local Ray)")
     p.add_argument("--experiment", default="recognize",
                    help="MLflow experiment (default recognize)")
     p.add_argument("--arch-kwargs", type=json.loads, default={}, metavar="JSON",
