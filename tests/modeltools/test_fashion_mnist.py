@@ -3,9 +3,10 @@ weights and from random ones) → `evaluate` → `calibrate` → the real servic
 
 Real labelled photos (the Debian package dataset-fashion-mnist, `make data`), upscaled to 64 px
 JPEGs, with the test taxonomy and VIN rules of examples/fashion-mnist/. Kept small for CI: 1,000
-training-part photos, 3 epochs, and a pool of 600 test-part photos no run ever trains on. On the
-2-core box this module takes about 6 minutes (two training runs of ~1.5 min, a resumed epoch,
-one service start); the durations pytest prints say more.
+training-part photos, 3 epochs, and a pool of 1,000 test-part photos no run ever trains on.
+Measured: 891 s for tests/modeltools/ on the shared 2-core box at a load average of 20-36 (two
+training runs 370 s, the resumed epoch 340 s, the service 95 s); a training run alone took
+179 s at load 14. `pytest --durations` shows where the time goes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytest.importorskip("sklearn")
 from sklearn import metrics as skm
 
 from service.core.taxonomy import load_taxonomy
-from service.core.verdict import Verdict, decide, softmax
+from service.core.verdict import Thresholds, Verdict, decide, softmax
 from service.core.vin import load_vin_rules
 from service.modeltools import fashion_mnist
 from service.modeltools.calibrate import certify
@@ -224,11 +225,12 @@ def test_calibrate_certifies_into_the_model_file(pretrained: Path, calibrated: P
 def test_calibrated_false_match_rate_holds_on_disjoint_photos_across_seeds(
     work: Path, pretrained: Path
 ) -> None:
-    """600 test-part photos no run trained on, split 5 ways into calibration and test halves:
-    the thresholds certified on one half keep the false-match rate of the other within the
-    target, and the uncalibrated rule does not (so the check can fail)."""
+    """1,000 test-part photos no run trained on, split 5 ways into calibration and test halves:
+    the threshold certified on one half (the issue's 0.5 % at 95 %) keeps the false-match rate
+    of the other within the target, and the same calibrated probabilities at the most lenient
+    threshold do not (so the check can fail)."""
     pool = work / "pool"
-    fashion_mnist.write_image_folder(SOURCE, pool, part="test", per_class=60, size=64)
+    fashion_mnist.write_image_folder(SOURCE, pool, part="test", per_class=100, size=64)
     paths = sorted(pool.glob("*/*.jpg"))
     ids = [c.id for c in TAXONOMY.classes]
     labels = np.array([ids.index(p.parent.name) for p in paths])
@@ -236,26 +238,27 @@ def test_calibrated_false_match_rate_holds_on_disjoint_photos_across_seeds(
     parents = list(TAXONOMY.parents)
     logits = predict_logits(open_predictor(pretrained / "model.onnx", TAXONOMY_PATH), paths)
 
-    def false_match_rate(rows: np.ndarray, thresholds: Any, temperature: float) -> float:
+    def false_match_rate(rows: np.ndarray, thresholds: Thresholds, temperature: float) -> float:
         verdicts = [decide(logits[i], classes, expected_parent=q, thresholds=thresholds,
                            temperature=temperature).verdict
                     for i in rows for q in parents if q != classes[labels[i]].parent]
         return float(np.mean([v is Verdict.MATCH for v in verdicts]))
 
+    target = 0.005  # 500 calibration photos give 2,000 impostor pairs (598 are needed)
     rates, lenient = [], []
     for seed in range(5):
         order = np.random.default_rng(seed).permutation(len(paths))
-        calibration, test = order[:300], order[300:]
+        calibration, test = order[:500], order[500:]
         found = certify(logits[calibration], labels[calibration], classes,
-                        target_false_match=TARGET_FM, target_false_mismatch=TARGET_FMM,
+                        target_false_match=target, target_false_mismatch=TARGET_FMM,
                         confidence=CONFIDENCE)
         rates.append(false_match_rate(test, found.thresholds, found.temperature))
-        lenient.append(false_match_rate(test, type(found.thresholds)(0.51, 0.51), 1.0))
-    print(f"\nfalse-match rate on the held-out halves (target {TARGET_FM}): "
+        lenient.append(false_match_rate(test, Thresholds(0.51, 0.51), found.temperature))
+    print(f"\nfalse-match rate on the held-out halves (target {target}): "
           f"{[round(r, 4) for r in rates]}; at the lenient 0.51 threshold: "
           f"{[round(r, 4) for r in lenient]}")
-    assert max(rates) <= TARGET_FM
-    assert min(lenient) > TARGET_FM
+    assert max(rates) <= target
+    assert min(lenient) > target
 
 
 def test_served_verdicts_equal_evaluate(pretrained: Path, calibrated: Path,
