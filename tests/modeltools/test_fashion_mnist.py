@@ -4,9 +4,9 @@ weights and from random ones) → `evaluate` → `calibrate` → the real servic
 Real labelled photos (the Debian package dataset-fashion-mnist, `make data`), upscaled to 64 px
 JPEGs, with the test taxonomy and VIN rules of examples/fashion-mnist/. Kept small for CI: 1,000
 training-part photos, 3 epochs, and a pool of 1,000 test-part photos no run ever trains on.
-Measured: 891 s for tests/modeltools/ on the shared 2-core box at a load average of 20-36 (two
-training runs 370 s, the resumed epoch 340 s, the service 95 s); a training run alone took
-179 s at load 14. `pytest --durations` shows where the time goes.
+Measured on the 2-core box with it otherwise idle: 206 s for tests/modeltools/ and
+tests/unit/test_export.py together (both training runs 107 s, the resumed epoch 47 s, the
+service 22 s); at a load average of 20-36 from other work the same took 891 s.
 """
 
 from __future__ import annotations
