@@ -1,4 +1,5 @@
-"""The ``recognize`` command: serve, vin, keys, config, openapi, export, export-gate, bench."""
+"""The ``recognize`` command: serve, vin, keys, config, openapi, export, export-gate, train,
+evaluate, calibrate, model-info, bench."""
 
 from __future__ import annotations
 
@@ -79,20 +80,30 @@ def _cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(argv: Sequence[str], *, gate: bool = False) -> int:
+# Commands of the model tooling (service/modeltools/), each module's own argparse ``main``.
+MODEL_TOOLS = {
+    "export": "export",
+    "export-gate": "gate_export",
+    "train": "train",
+    "evaluate": "evaluate",
+    "calibrate": "calibrate",
+    "model-info": "modelinfo",
+}
+
+
+def _cmd_model_tool(command: str, argv: Sequence[str]) -> int:
+    import importlib
+
     try:
-        if gate:
-            from service.modeltools.gate_export import main as export_main
-        else:
-            from service.modeltools.export import main as export_main
-    except ImportError as exc:  # torch/timm live in the optional "models" extra
+        module = importlib.import_module(f"service.modeltools.{MODEL_TOOLS[command]}")
+    except ImportError as exc:  # torch/timm/sklearn/mlflow live in the optional "models" extra
         print(
-            f"recognize {'export-gate' if gate else 'export'} needs the model tooling (torch, "
-            f"timm, onnx): pip install 'recognize[models]' ({exc})",
+            f"recognize {command} needs the model tooling (torch, timm, onnx, scikit-learn, "
+            f"ray[train], mlflow): pip install 'recognize[models]' ({exc})",
             file=sys.stderr,
         )
         return 2
-    return export_main(list(argv))
+    return int(module.main(list(argv)))
 
 
 def _cmd_bench(argv: Sequence[str]) -> int:
@@ -115,10 +126,8 @@ def _cmd_bench(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["export"]:
-        return _cmd_export(argv[1:])
-    if argv[:1] == ["export-gate"]:
-        return _cmd_export(argv[1:], gate=True)
+    if argv[:1] and argv[0] in MODEL_TOOLS:
+        return _cmd_model_tool(argv[0], argv[1:])
     if argv[:1] == ["bench"]:
         return _cmd_bench(argv[1:])
 
@@ -155,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export-gate",
         help="export the ImageNet vehicle gate to ONNX (see `recognize export-gate --help`)",
     )
+    sub.add_parser("train", help="fine-tune on labelled photos with Ray Train, export, evaluate")
+    sub.add_parser("evaluate", help="a model's metrics on a split, the service's way")
+    sub.add_parser("calibrate", help="temperature and thresholds with a false-match bound")
+    sub.add_parser("model-info", help="print a model file's metadata and calibration")
 
     args = parser.parse_args(argv)
     return int(args.func(args))

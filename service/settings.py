@@ -21,14 +21,14 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.core.auth import ApiKey
+from service.core.calibration import Calibration, DecisionRule, decision_rule
 from service.core.imaging import Limits
-from service.core.verdict import Thresholds
 
 # Relative model paths resolve against the working directory of the process that reads them:
 # `make run` and the tests run from the checkout; production passes absolute paths.
 DEMO_MODEL = Path("models/demo/convnext_tiny_224_demo.onnx")
 # The vehicle gate at the demo model's input size (`make gate`); a classifier of another size
-# needs a gate exported at that size (`recognize export --gate --input-size N`).
+# needs a gate exported at that size (`recognize export-gate --input-size N`).
 DEMO_GATE = Path("models/gate/vehicle_gate_224.onnx")
 KNOWN_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider")
 
@@ -88,8 +88,13 @@ class ClassifierOptions(BaseModel):
     )
     gate_model_path: Path = Field(
         DEMO_GATE,
-        description="ONNX vehicle gate (`recognize export --gate`), exported at the classifier's "
+        description="ONNX vehicle gate (`recognize export-gate`), exported at the classifier's "
         "input size",
+    )
+    taxonomy_path: Path | None = Field(
+        None,
+        description="taxonomy file whose classes the model's outputs are (the format of "
+        "service/core/data/taxonomy.yaml); unset: the packaged Mercedes-Benz taxonomy",
     )
 
     @model_validator(mode="after")
@@ -152,17 +157,28 @@ class Settings(BaseSettings, ClassifierOptions):
     )
 
     # --- decision thresholds -------------------------------------------------------------------
-    match_threshold: float = Field(
-        0.80,
+    # Unset (None): the model file's calibrated thresholds (`recognize calibrate`,
+    # service/core/calibration.py), or 0.80 for an uncalibrated model. A value set here
+    # overrides the calibration: logged at start-up, named in every response and in /v1/model,
+    # and such responses are not `calibrated` (the certificate covers its own thresholds only).
+    match_threshold: float | None = Field(
+        None,
         gt=0.0,
         le=1.0,
-        description="'match' needs at least this probability on the VIN's parent class",
+        description="'match' needs at least this probability on the VIN's parent class; unset: "
+        "the model's calibrated threshold, else 0.80",
     )
-    mismatch_threshold: float = Field(
-        0.80,
+    mismatch_threshold: float | None = Field(
+        None,
         gt=0.0,
         le=1.0,
-        description="'mismatch' needs another parent class with at least this probability",
+        description="'mismatch' needs another parent class with at least this probability; "
+        "unset: the model's calibrated threshold, else 0.80",
+    )
+    vin_rules_path: Path | None = Field(
+        None,
+        description="VIN rules file naming the parents of the taxonomy served (the format of "
+        "service/core/data/vin_rules.yaml); unset: the packaged Mercedes-Benz rules",
     )
     # Chosen from the gate's scores on real photos (README, "The vehicle gate"): at 224 px every
     # photo with a car, van, truck or bus as its subject scored 0.46 or more, every photo
@@ -232,6 +248,10 @@ class Settings(BaseSettings, ClassifierOptions):
             "model_path": self.model_path.absolute(),
             "gate_model_path": self.gate_model_path.absolute(),
         }
+        for name in ("taxonomy_path", "vin_rules_path"):
+            path = getattr(self, name)
+            if path is not None:
+                update[name] = path.absolute()
         if self.classifier_in_ingress is None:
             update["classifier_in_ingress"] = self.cpu_only
         return self.model_copy(update=update)
@@ -239,11 +259,14 @@ class Settings(BaseSettings, ClassifierOptions):
     def limits(self) -> Limits:
         return Limits(max_pixels=self.max_image_pixels, min_side=self.min_image_side)
 
-    def thresholds(self) -> Thresholds:
-        return Thresholds(
-            match=self.match_threshold,
-            mismatch=self.mismatch_threshold,
-            vehicle=self.vehicle_threshold,
+    def decision_rule(self, calibration: Calibration | None) -> DecisionRule:
+        """The model's calibrated rule with this process's threshold overrides, and the vehicle
+        gate's threshold."""
+        return decision_rule(
+            calibration,
+            match_threshold=self.match_threshold,
+            mismatch_threshold=self.mismatch_threshold,
+            vehicle_threshold=self.vehicle_threshold,
         )
 
     @property

@@ -33,6 +33,8 @@ from service.api._http import (
     requests_in_progress,
 )
 from service.api.schemas import (
+    CalibrationDetails,
+    CalibrationStatus,
     ErrorResponse,
     GateDetails,
     Health,
@@ -45,6 +47,7 @@ from service.api.schemas import (
     VinResult,
 )
 from service.core.auth import KeyRing
+from service.core.calibration import Calibration, DecisionRule
 from service.core.errors import (
     InvalidRequest,
     InvalidVIN,
@@ -56,7 +59,7 @@ from service.core.errors import (
 from service.core.gate import GateMetadata
 from service.core.imaging import prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
-from service.core.taxonomy import VehicleClass, default_taxonomy
+from service.core.taxonomy import VehicleClass, taxonomy_at
 from service.core.verdict import decide
 from service.core.vin import decode_vin, mask_vin
 from service.inference.classifier import Classifier, ClassifyResult
@@ -129,7 +132,7 @@ class Ingress:
             )
         )
         self._limits = self._settings.limits()
-        self._thresholds = self._settings.thresholds()
+        self._rule: DecisionRule = self._settings.decision_rule(None)
         self._metadata: ModelMetadata | None = None
         self._gate: GateMetadata | None = None
         self._providers: list[str] = []
@@ -159,11 +162,43 @@ class Ingress:
             except Exception as exc:
                 raise ModelNotReady(f"classifier is not available: {type(exc).__name__}") from exc
             metadata = ModelMetadata.model_validate(info["metadata"])
-            self._classes = model_classes(metadata, default_taxonomy())
+            self._classes = model_classes(metadata, taxonomy_at(self._settings.taxonomy_path))
             self._providers = list(info["providers"])
             self._gate = None if info["gate"] is None else GateMetadata.model_validate(info["gate"])
+            calibration = info.get("calibration")
+            self._rule = self._decision_rule(
+                None if calibration is None else Calibration.model_validate(calibration)
+            )
             self._metadata = metadata
         return self._metadata
+
+    def _decision_rule(self, calibration: Calibration | None) -> DecisionRule:
+        """The model's calibrated rule with the settings' overrides, logged once per model."""
+        rule = self._settings.decision_rule(calibration)
+        if calibration is None:
+            logger.info("model has no calibration: deciding at %s", rule.thresholds)
+        elif rule.overrides:
+            logger.warning(
+                "settings %s override calibration %s: deciding at %s, not at the certified %s",
+                list(rule.overrides),
+                calibration.id,
+                rule.thresholds,
+                calibration.thresholds,
+            )
+        else:
+            logger.info("deciding with calibration %s at %s", calibration.id, rule.thresholds)
+        return rule
+
+    def _calibration_status(self) -> CalibrationStatus:
+        rule = self._rule
+        return CalibrationStatus(
+            calibrated=rule.calibrated,
+            id=rule.calibration_id,
+            temperature=rule.temperature,
+            match_threshold=rule.thresholds.match,
+            mismatch_threshold=rule.thresholds.mismatch,
+            overrides=list(rule.overrides),
+        )
 
     async def _classify(self, array: np.ndarray, deadline: float) -> ClassifyResult:
         """The classifier's answer by the request's deadline, with its failures as 503/504."""
@@ -223,6 +258,7 @@ class Ingress:
         vehicle gate's model with the ImageNet classes it sums."""
         metadata = await self._model()
         gate = self._gate
+        calibration = self._rule.calibration
         return ModelDetails(
             name=metadata.name,
             arch=metadata.arch,
@@ -232,15 +268,19 @@ class Ingress:
             precision=metadata.precision,
             taxonomy_version=metadata.taxonomy_version,
             providers=self._providers,
-            match_threshold=self._thresholds.match,
-            mismatch_threshold=self._thresholds.mismatch,
+            match_threshold=self._rule.thresholds.match,
+            mismatch_threshold=self._rule.thresholds.mismatch,
+            calibration=CalibrationDetails(
+                **self._calibration_status().model_dump(),
+                certificate=None if calibration is None else calibration.certificate,
+            ),
             parents=list(dict.fromkeys(c.parent for c in self._classes)),
             classes=self._classes,
             gate=None
             if gate is None
             else GateDetails(
                 **gate.model_dump(include=GATE_DETAILS_FROM_METADATA),
-                vehicle_threshold=self._thresholds.vehicle,
+                vehicle_threshold=self._rule.thresholds.vehicle,
             ),
         )
 
@@ -271,7 +311,7 @@ class Ingress:
         record = record_of(request)
         record.vin_masked = mask_vin(vin)
         try:
-            decoded_vin = decode_vin(vin)
+            decoded_vin = decode_vin(vin, self._settings.vin_rules_path)
         except InvalidVIN:
             self._metrics.vin_decode(None)
             raise
@@ -291,15 +331,16 @@ class Ingress:
             self._classes,
             expected_parent=decoded_vin.expected_parent,
             vin_reasons=decoded_vin.reasons,
-            thresholds=self._thresholds,
+            thresholds=self._rule.thresholds,
             top_k=top_k or self._settings.default_top_k,
             vehicle_probability=result.vehicle_probability,
+            temperature=self._rule.temperature,
         )
         vehicle = None
         if result.vehicle_probability is not None:
             vehicle = VehicleCheck(
                 probability=result.vehicle_probability,
-                present=self._thresholds.vehicle_present(result.vehicle_probability),
+                present=self._rule.thresholds.vehicle_present(result.vehicle_probability),
             )
             self._metrics.vehicle_check(present=vehicle.present)
         latency = Latency(
@@ -332,6 +373,7 @@ class Ingress:
                 version=metadata.version,
                 input_size=metadata.input_size,
             ),
+            calibration=self._calibration_status(),
             batch_size=result.batch_size,
             latency_ms=latency,
         )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.core.calibration import Certificate
 from service.core.gate import ImageNetClass
 from service.core.reasons import Reason
 from service.core.taxonomy import VehicleClass
@@ -59,6 +60,35 @@ class ModelSummary(BaseModel):
     input_size: int
 
 
+class CalibrationStatus(BaseModel):
+    """Which decision rule decided: the model file's calibration (`recognize calibrate`) or not."""
+
+    calibrated: bool = Field(
+        description="true: the verdict used the model file's certified temperature and "
+        "thresholds; false: the model has no calibration, or a setting overrides a threshold"
+    )
+    id: str | None = Field(
+        description="the model file's calibration id (`recognize model-info`); null when the "
+        "model has none",
+        examples=["cal-3f2a9c41d0b7"],
+    )
+    temperature: float = Field(gt=0.0, description="logits are divided by it before softmax")
+    match_threshold: float
+    mismatch_threshold: float
+    overrides: list[str] = Field(
+        description="settings that replace the model's thresholds (RECOGNIZE_MATCH_THRESHOLD, "
+        "RECOGNIZE_MISMATCH_THRESHOLD)",
+        examples=[["match_threshold"]],
+    )
+
+
+class CalibrationDetails(CalibrationStatus):
+    certificate: Certificate | None = Field(
+        description="the false-match and false-mismatch bounds the calibration split gave; null "
+        "for an uncalibrated model"
+    )
+
+
 class Latency(BaseModel):
     decode: float = Field(description="image decode, orientation and colour conversion, ms")
     preprocess: float = Field(description="resize to the model input, ms")
@@ -90,6 +120,7 @@ class RecognizeResponse(BaseModel):
     )
     vin: VinResult
     model: ModelSummary
+    calibration: CalibrationStatus
     batch_size: int = Field(ge=1, description="requests that shared this request's inference batch")
     latency_ms: Latency
 
@@ -120,6 +151,7 @@ class ModelDetails(BaseModel):
     providers: list[str]
     match_threshold: float
     mismatch_threshold: float
+    calibration: CalibrationDetails
     parents: list[str]
     classes: list[VehicleClass]
     gate: GateDetails | None = Field(

@@ -111,13 +111,13 @@ def parse_gate_metadata(custom_metadata: dict[str, str], *, source: str = "gate"
     if raw is None and METADATA_KEY in custom_metadata:
         raise ModelContractError(
             f"{source} is a car classifier ('{METADATA_KEY}' metadata), not a vehicle gate: "
-            "give it as RECOGNIZE_MODEL_PATH, and a gate exported by `recognize export --gate` "
+            "give it as RECOGNIZE_MODEL_PATH, and a gate exported by `recognize export-gate` "
             "as RECOGNIZE_GATE_MODEL_PATH"
         )
     if raw is None:
         raise ModelContractError(
             f"{source} has no '{GATE_METADATA_KEY}' metadata entry: export the gate with "
-            "`recognize export --gate` (service/modeltools/gate_export.py)"
+            "`recognize export-gate` (service/modeltools/gate_export.py)"
         )
     try:
         return GateMetadata.model_validate(json.loads(raw))

@@ -67,3 +67,10 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
 @cache
 def default_taxonomy() -> Taxonomy:
     return load_taxonomy()
+
+
+@cache
+def taxonomy_at(path: Path | None) -> Taxonomy:
+    """The taxonomy a service runs with (setting ``taxonomy_path``), read once per process;
+    None: the packaged Mercedes-Benz taxonomy."""
+    return default_taxonomy() if path is None else load_taxonomy(path)

@@ -125,9 +125,15 @@ def decide(
     thresholds: Thresholds = Thresholds(),
     top_k: int = 3,
     vehicle_probability: float | None = None,
+    temperature: float = 1.0,
 ) -> Decision:
-    """The verdict for one photo's logits against the parent class its VIN names;
-    ``vehicle_probability`` is the gate's (None: no gate ran)."""
+    """The verdict for one photo's logits against the parent class its VIN names.
+
+    ``vehicle_probability`` is the gate's (None: no gate ran). ``temperature``: the model
+    file's calibrated temperature (service/core/calibration.py); the logits are divided by it
+    before the softmax, so the probabilities and thresholds are the ones `recognize calibrate`
+    certified. 1.0 for an uncalibrated model.
+    """
     decision = _decide_on_classes(
         logits,
         classes,
@@ -135,6 +141,7 @@ def decide(
         vin_reasons=vin_reasons,
         thresholds=thresholds,
         top_k=top_k,
+        temperature=temperature,
     )
     if vehicle_probability is None or thresholds.vehicle_present(vehicle_probability):
         return decision
@@ -152,8 +159,9 @@ def _decide_on_classes(
     vin_reasons: Sequence[Reason],
     thresholds: Thresholds,
     top_k: int,
+    temperature: float,
 ) -> Decision:
-    probs = softmax(logits)
+    probs = softmax(np.asarray(logits, dtype=np.float64) / temperature)
     order = np.argsort(-probs, kind="stable")
     top = _scored(probs, classes, int(order[0]))
     ranked = [_scored(probs, classes, int(i)) for i in order[: max(1, top_k)]]

@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from ray import serve
 
+from service.core.calibration import Calibration
 from service.core.errors import ModelContractError, ModelNotReady
 from service.core.gate import GateMetadata, vehicle_probabilities
 from service.core.modelfile import ModelMetadata
@@ -31,6 +32,7 @@ from service.inference.session import (
     ClassifierConfig,
     build_gate_session,
     build_session,
+    model_calibration,
     run_batch,
 )
 from service.metrics import ClassifierMetrics
@@ -95,6 +97,7 @@ class Classifier:
         self._overlap_session: ort.InferenceSession | None = None
         self._running = 0  # batches in onnxruntime now; changed on the event loop only
         self._metadata: ModelMetadata | None = None
+        self._calibration: Calibration | None = None
         self._config: ClassifierConfig | None = None
         # The vehicle gate's sessions, laid out like the classifier's; None while it is off.
         self._gate_session: ort.InferenceSession | None = None
@@ -152,6 +155,7 @@ class Classifier:
     def _open_sessions(self, config: ClassifierConfig) -> None:
         """The replica's sessions: the main one, one per batch bucket, one for overlap."""
         self._session, self._metadata = build_session(config)
+        self._calibration = model_calibration(self._session, source=str(config.model_path))
         self._sessions, self._overlap_session = _bucket_and_overlap_sessions(
             config, self._session, build_session
         )
@@ -262,7 +266,8 @@ class Classifier:
         )
 
     def ready(self) -> dict[str, Any]:
-        """The model's metadata and providers once loaded and warmed up; raises before."""
+        """The model's metadata, calibration and providers once loaded and warmed up; raises
+        before."""
         if not self._ready or self._metadata is None or self._session is None:
             raise ModelNotReady("model is loading or warming up")
         return {
@@ -271,6 +276,9 @@ class Classifier:
             "gate": None
             if self._gate_metadata is None
             else self._gate_metadata.model_dump(mode="json"),
+            "calibration": (
+                None if self._calibration is None else self._calibration.model_dump(mode="json")
+            ),
         }
 
     async def classify(self, image: np.ndarray) -> ClassifyResult:

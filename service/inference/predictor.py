@@ -8,22 +8,26 @@ gate model it also runs the vehicle gate on the same batch, as the Classifier do
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from service.core.calibration import DecisionRule
 from service.core.gate import GateMetadata, vehicle_probabilities
 from service.core.imaging import Limits, prepare_image
 from service.core.modelfile import ModelMetadata, model_classes
-from service.core.taxonomy import VehicleClass, default_taxonomy
-from service.core.verdict import Decision, Thresholds, decide
+from service.core.reasons import Reason
+from service.core.taxonomy import VehicleClass, taxonomy_at
+from service.core.verdict import Decision, decide
 from service.core.vin import VinDecode
 from service.inference.session import (
     ClassifierConfig,
     build_gate_session,
     build_session,
+    model_calibration,
     run_batch,
 )
 from service.settings import Settings
@@ -37,7 +41,7 @@ class Predictor:
     metadata: ModelMetadata
     classes: list[VehicleClass]
     limits: Limits
-    thresholds: Thresholds
+    rule: DecisionRule  # the model's calibration (if any) with the settings' overrides
     gate_session: ort.InferenceSession | None = None
     gate_metadata: GateMetadata | None = None
 
@@ -48,14 +52,17 @@ class Predictor:
         intra_op_threads: int = 0,
         settings: Settings | None = None,
         gate_model_path: Path | str | None = None,
+        taxonomy_path: Path | str | None = None,
     ) -> Predictor:
         """The model (and the vehicle gate, given its file) on the CPU with the service's
-        session options; limits and thresholds from ``settings`` (default: this process's
-        environment)."""
+        session options; limits, threshold overrides and taxonomy from ``settings`` (default:
+        this process's environment), the taxonomy from ``taxonomy_path`` if given."""
         settings = settings or Settings()
+        taxonomy = Path(taxonomy_path) if taxonomy_path is not None else settings.taxonomy_path
         config = ClassifierConfig(
             model_path=Path(model_path),
             intra_op_threads=intra_op_threads,
+            taxonomy_path=taxonomy,
             gate_enabled=gate_model_path is not None,
             gate_model_path=Path(gate_model_path or settings.gate_model_path),
         )
@@ -66,9 +73,9 @@ class Predictor:
         return cls(
             session=session,
             metadata=metadata,
-            classes=model_classes(metadata, default_taxonomy()),
+            classes=model_classes(metadata, taxonomy_at(taxonomy)),
             limits=settings.limits(),
-            thresholds=settings.thresholds(),
+            rule=settings.decision_rule(model_calibration(session, source=str(model_path))),
             gate_session=gate_session,
             gate_metadata=gate_metadata,
         )
@@ -110,12 +117,26 @@ class Predictor:
     ) -> Decision:
         """The verdict for one photo's logits (and the gate's vehicle probability) against its
         VIN, the service's way."""
+        return self.decide_parent(
+            logits, vin.expected_parent, vin.reasons, top_k, vehicle_probability
+        )
+
+    def decide_parent(
+        self,
+        logits: np.ndarray,
+        expected_parent: str | None,
+        vin_reasons: Sequence[Reason] = (),
+        top_k: int = 3,
+        vehicle_probability: float | None = None,
+    ) -> Decision:
+        """The verdict against a VIN that names ``expected_parent`` (evaluation, calibration)."""
         return decide(
             logits,
             self.classes,
-            expected_parent=vin.expected_parent,
-            vin_reasons=vin.reasons,
-            thresholds=self.thresholds,
+            expected_parent=expected_parent,
+            vin_reasons=vin_reasons,
+            thresholds=self.rule.thresholds,
             top_k=top_k,
             vehicle_probability=vehicle_probability,
+            temperature=self.rule.temperature,
         )

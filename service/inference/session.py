@@ -14,10 +14,11 @@ from typing import Any
 import onnxruntime as ort
 from pydantic import ConfigDict
 
+from service.core.calibration import Calibration, parse_calibration
 from service.core.errors import ModelContractError
 from service.core.gate import GateMetadata, parse_gate_metadata
 from service.core.modelfile import INPUT_NAME, OUTPUT_NAME, ModelMetadata, parse_metadata
-from service.core.taxonomy import default_taxonomy
+from service.core.taxonomy import taxonomy_at
 from service.settings import ClassifierOptions
 
 
@@ -78,8 +79,9 @@ def build_session(
     path = Path(config.model_path).absolute()
     session = _open_session(path, config, memory_arena=memory_arena, setting="RECOGNIZE_MODEL_PATH")
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-    metadata.check_against(default_taxonomy())
+    metadata.check_against(taxonomy_at(config.taxonomy_path))
     _check_signature(session, metadata, path)
+    model_calibration(session, source=str(path))  # a malformed one fails here, not a request
     return session, metadata
 
 
@@ -146,6 +148,11 @@ def _open_session(
             f"CUDA requested but the session runs on {session.get_providers()}"
         )
     return session
+
+
+def model_calibration(session: ort.InferenceSession, *, source: str) -> Calibration | None:
+    """The calibration entry of the session's model file (`recognize calibrate`), if any."""
+    return parse_calibration(session.get_modelmeta().custom_metadata_map, source=source)
 
 
 def _check_signature(

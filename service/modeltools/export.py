@@ -62,7 +62,9 @@ from service.settings import DEMO_MODEL
 
 log = logging.getLogger("recognize.export")
 
-SUPPORTED_FAMILIES = ("convnext", "swin")
+# EfficientNet: timm's efficientnet_* and tf_efficientnet_* (e.g. tf_efficientnet_lite0, whose
+# ImageNet weights service/modeltools/pretrained.py loads), with a head of any size.
+SUPPORTED_FAMILIES = ("convnext", "swin", "efficientnet", "tf_efficientnet")
 EXPORTERS = ("legacy", "dynamo")
 DEFAULT_OPSET = 17
 # The dynamo exporter emits opset 18 at least; asking it for 17 only triggers a failing
@@ -150,7 +152,8 @@ def check_arch(arch: str) -> None:
         raise ExportError(f"timm has no architecture '{arch}' (similar: {close or 'none'})")
     if not arch.startswith(SUPPORTED_FAMILIES):
         raise ExportError(
-            f"architecture '{arch}' is not a ConvNeXt or Swin model; supported families: "
+            f"architecture '{arch}' is not a ConvNeXt, Swin or EfficientNet model; supported "
+            "families: "
             f"{', '.join(f'{f}*' for f in SUPPORTED_FAMILIES)}"
         )
 

@@ -95,6 +95,9 @@ NOT_EXPOSED = {
     "ray_num_cpus": "`recognize serve` only: the cluster's CPUs come from rayStartParams",
     "metrics_port": "a node setting: rayStartParams metrics-export-port",
     "direct_http": "`recognize serve` only: in the cluster each node's Serve proxy listens",
+    "taxonomy_path": "the chart serves the packaged Mercedes-Benz taxonomy; another one needs "
+    "its file in the image or a volume, which the chart does not mount yet",
+    "vin_rules_path": "the chart serves the packaged Mercedes-Benz VIN rules (as taxonomy_path)",
 }
 # Serve autoscaling is the chart's own: the settings have no field for it.
 AUTOSCALING_KEYS = {

@@ -39,6 +39,16 @@ def post(
     return client.post("/recognize", files=files, data=data)
 
 
+UNCALIBRATED = {
+    "calibrated": False,
+    "id": None,
+    "temperature": 1.0,
+    "match_threshold": 0.8,
+    "mismatch_threshold": 0.8,
+    "overrides": [],
+}
+
+
 def test_healthz_and_readyz(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -56,6 +66,11 @@ def test_model_metadata_is_served(client: httpx.Client) -> None:
     by_id = {c["id"]: c for c in body["classes"]}
     assert by_id["c_class_estate_2014_2021"]["parent"] == "C-Class"
     assert by_id["gle_class_suv_coupe_2015_2019"]["enabled"] is False
+    # The demo model has no calibration: the default thresholds, and it says so.
+    assert body["calibration"] == {
+        **UNCALIBRATED, "certificate": None,
+    }
+    assert (body["match_threshold"], body["mismatch_threshold"]) == (0.8, 0.8)
 
 
 def test_recognize_contract(client: httpx.Client) -> None:
@@ -93,6 +108,7 @@ def test_recognize_contract(client: httpx.Client) -> None:
         "version": body["model"]["version"],
         "input_size": 224,
     }
+    assert body["calibration"] == UNCALIBRATED
     assert body["batch_size"] >= 1
     # The vehicle gate is on by default; a synthetic photo shows no vehicle.
     assert set(body["vehicle"]) == {"probability", "present"}

@@ -25,6 +25,7 @@ import pytest
 
 from service import client as rc
 from service.api.schemas import (
+    CalibrationStatus,
     Latency,
     ModelSummary,
     Prediction,
@@ -44,6 +45,14 @@ VIN = "WDD2052041F123456"
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64  # the client sends bytes as they are; magic only
 
 Handler = Callable[[httpx.Request], httpx.Response]
+UNCALIBRATED = CalibrationStatus(
+    calibrated=False,
+    id=None,
+    temperature=1.0,
+    match_threshold=0.8,
+    mismatch_threshold=0.8,
+    overrides=[],
+)
 
 
 def result_body(request_id: str = "rid") -> dict[str, object]:
@@ -68,6 +77,7 @@ def result_body(request_id: str = "rid") -> dict[str, object]:
         ),
         vin=VinResult(**decode_vin(VIN).model_dump()),
         model=ModelSummary(name="demo", arch="convnext_tiny", version="0", input_size=224),
+        calibration=UNCALIBRATED,
         batch_size=1,
         latency_ms=Latency(decode=1, preprocess=1, queue=0, inference=5, total=8),
     ).model_dump(mode="json")
@@ -420,6 +430,7 @@ def test_model_parses_model_details() -> None:
         "providers": ["CPUExecutionProvider"],
         "match_threshold": 0.8,
         "mismatch_threshold": 0.8,
+        "calibration": {**UNCALIBRATED.model_dump(), "certificate": None},
         "parents": ["C-Class"],
         "classes": [
             {

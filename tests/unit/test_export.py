@@ -19,6 +19,7 @@ from service.core.modelfile import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, parse_
 from service.core.taxonomy import default_taxonomy  # noqa: E402
 from service.modeltools import export  # noqa: E402
 from service.modeltools.export import ExportError, ParityError, build_model, export_model, main  # noqa: E402
+from tests.paths import REPO  # noqa: E402
 
 CONVNEXT = {"arch": "convnext_atto", "input_size": 64, "arch_kwargs": {}}
 # Swin-V2 at its native 256 px, one block per stage: exports in a fraction of a second.
@@ -280,11 +281,26 @@ def test_large_models_keep_weights_beside_the_file(
 
 @pytest.mark.parametrize(
     ("arch", "message"),
-    [("resnet18", "not a ConvNeXt or Swin"), ("convnext_nonexistent", "timm has no architecture")],
+    [
+        ("resnet18", "not a ConvNeXt, Swin or EfficientNet"),
+        ("convnext_nonexistent", "timm has no architecture"),
+    ],
 )
 def test_unsupported_architectures_are_refused(tmp_path: Path, arch: str, message: str) -> None:
     with pytest.raises(ExportError, match=message):
         export_model(tmp_path / "x.onnx", arch=arch, seed=0)
+
+
+def test_efficientnet_exports_with_a_head_of_any_size(tmp_path: Path) -> None:
+    """EfficientNet-Lite0 with the 10-class Fashion-MNIST test taxonomy (what `recognize
+    train` exports): contract, metadata and parity hold for another head size."""
+    taxonomy = REPO / "examples" / "fashion-mnist" / "taxonomy.yaml"
+    report = export_model(
+        tmp_path / "lite0.onnx", arch="tf_efficientnet_lite0", seed=0, input_size=64,
+        taxonomy_path=taxonomy,
+    )
+    assert report.num_classes == 10 and report.max_abs_diff < export.FP32_TOLERANCE
+    assert infer(tmp_path / "lite0.onnx", random_images(2, 64)).shape == (2, 10)
 
 
 def test_cli_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

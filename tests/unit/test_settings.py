@@ -53,7 +53,7 @@ def test_limits_and_thresholds_come_from_the_settings() -> None:
         max_image_pixels=1_000_000, min_image_side=64, match_threshold=0.9, mismatch_threshold=0.7
     )
     assert settings.limits() == Limits(max_pixels=1_000_000, min_side=64)
-    assert settings.thresholds() == Thresholds(match=0.9, mismatch=0.7)
+    assert settings.decision_rule(None).thresholds == Thresholds(match=0.9, mismatch=0.7)
 
 
 def test_the_local_node_gets_an_absolute_model_path() -> None:

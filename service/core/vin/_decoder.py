@@ -7,6 +7,7 @@ rules know as a generation or line without a class (a 1990s E-Class) says so and
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,15 +90,16 @@ class VinDecode(BaseModel):
     )
 
 
-def decode_vin(text: str) -> VinDecode:
+def decode_vin(text: str, rules_path: Path | str | None = None) -> VinDecode:
     """Decode a VIN into its expected parent class.
 
     Raises ``InvalidVIN`` for text that is not a well-formed VIN, and for a North-American VIN
     whose check digit is wrong. A well-formed VIN the rules do not cover decodes with
-    ``expected_parent`` null and a reason.
+    ``expected_parent`` null and a reason. ``rules_path``: a rules file of the same format for
+    another taxonomy (setting ``vin_rules_path``); None: the packaged Mercedes-Benz rules.
     """
     vin = normalize_vin(text)
-    rules = load_vin_rules()
+    rules = load_vin_rules(rules_path)
     info = rules.wmi.get(vin[:3])
     if _layout(vin, info) == "eu":
         return _decode_eu(vin, info, rules)

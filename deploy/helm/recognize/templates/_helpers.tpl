@@ -165,10 +165,9 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
 {{- /* The service's defaults (service/settings.py) of the settings that only `args` carries: a
   value equal to its default stays out of `args`, as serve_config leaves it out. The test case
   "service-defaults" in tests/deploy/test_helm_chart.py sets every value to the service's
-  default, so a default restated wrongly here fails it. */}}
+  default, so a default restated wrongly here fails it. The thresholds have none here: unset
+  (null) they are the model file's calibration, so any value set overrides it and goes to args. */}}
 {{- $argDefaults := dict
-  "match_threshold" 0.8
-  "mismatch_threshold" 0.8
   "vehicle_threshold" 0.15
   "max_upload_bytes" 20971520
   "max_image_pixels" 50000000
