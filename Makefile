@@ -64,6 +64,7 @@ run: $(DEMO_MODEL) $(GATE_MODEL) ## serve the demo model with the vehicle gate o
 	RECOGNIZE_AUTH_DISABLED=$${RECOGNIZE_AUTH_DISABLED:-true} $(VENV)/bin/recognize serve
 
 test: $(DEMO_MODEL) $(GATE_MODEL) tools triton data ## run the whole test suite
+	scripts/ensure_iproute2.sh  # network namespaces of the multi-node tests (tests/cluster)
 	$(PY) -m pytest
 
 lint: $(STAMP) $(HELM) ## ruff, hadolint, helm lint

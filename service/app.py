@@ -13,7 +13,7 @@ from ray.serve import Application
 
 from service.api.ingress import Ingress
 from service.inference.classifier import Classifier
-from service.settings import Settings, get_settings, settings_from_args
+from service.settings import ClassifierOptions, Settings, get_settings, settings_from_args
 
 APP_NAME = "recognize"
 
@@ -47,6 +47,13 @@ def deployment_options(settings: Settings) -> dict[str, dict[str, Any]]:
             # A bounded queue in front of the classifier: past it the ingress answers 503
             # 'overloaded' (BackPressureError) instead of letting requests pile up.
             "max_queued_requests": 4 * settings.classifier_max_ongoing_requests,
+            # A replica whose GPU node died is found by Serve's next health check (a call to
+            # a dead actor fails at once) or by the GCS missing the node's heartbeats, whichever
+            # comes first: 1.6-12 s after the kill with Serve's default period of 10 s
+            # (tests/cluster/test_worker_loss.py). Until then the ingress's router keeps
+            # requests for it, which end in 504 at their deadline; every 2 s costs the
+            # controller one small call per replica.
+            "health_check_period_s": 2.0,
             "ray_actor_options": {
                 "num_cpus": settings.classifier_num_cpus,
                 "num_gpus": settings.classifier_num_gpus,
@@ -91,6 +98,14 @@ def serve_config(settings: Settings) -> dict[str, Any]:
     overrides.pop("host", None)
     overrides.pop("port", None)
     overrides.pop("metrics_port", None)  # a node setting (`ray start --metrics-export-port`)
+    # The Classifier's options travel in its user_config only. Serve's code version of an
+    # application is a hash of its import path and args (get_app_code_version in
+    # ray/serve/_private/deploy_utils.py): a new model file in args restarted every replica of
+    # both deployments, the Classifier's stopped before its successor started (51 of 212
+    # requests got 503 in a rollout under load on the cluster of tests/cluster), while a
+    # user_config change reaches the running replica's reconfigure(), which swaps models.
+    for name in ClassifierOptions.model_fields:
+        overrides.pop(name, None)
     options = deployment_options(settings)
     return {
         "proxy_location": "EveryNode",

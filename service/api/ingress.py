@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -32,6 +34,7 @@ from service.api._http import (
     record_of,
     requests_in_progress,
 )
+from service.api._replicas import ReplicaWatch, serving_replicas
 from service.api.schemas import (
     CalibrationDetails,
     CalibrationStatus,
@@ -58,8 +61,8 @@ from service.core.errors import (
 )
 from service.core.gate import GateMetadata
 from service.core.imaging import prepare_image
-from service.core.modelfile import ModelMetadata, model_classes
-from service.core.taxonomy import VehicleClass, taxonomy_at
+from service.core.modelfile import ModelMetadata
+from service.core.taxonomy import VehicleClass
 from service.core.verdict import decide
 from service.core.vin import decode_vin, mask_vin
 from service.inference.classifier import Classifier, ClassifyResult
@@ -67,6 +70,8 @@ from service.metrics import IngressMetrics
 from service.settings import Settings
 
 logger = logging.getLogger("ray.serve")
+
+_NO_REPLICA = "no Classifier replica is running (Serve is starting one); retry shortly"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (401, 408, 413, 415, 422, 503, 504)
@@ -99,6 +104,31 @@ def _cluster_transport(handle: DeploymentHandle) -> DeploymentHandle:
     return routed
 
 
+@dataclass(frozen=True)
+class _KnownModel:
+    """A model the classifier reported, with its classes in the model's output order, the
+    vehicle gate beside it, and the rule it is decided with (its own calibration, if any, with
+    this replica's threshold overrides)."""
+
+    metadata: ModelMetadata
+    classes: list[VehicleClass]
+    providers: list[str]
+    gate: GateMetadata | None
+    rule: DecisionRule
+
+
+def _calibration_status(rule: DecisionRule) -> CalibrationStatus:
+    """Which calibration a decision was made with, as every response states it."""
+    return CalibrationStatus(
+        calibrated=rule.calibrated,
+        id=rule.calibration_id,
+        temperature=rule.temperature,
+        match_threshold=rule.thresholds.match,
+        mismatch_threshold=rule.thresholds.mismatch,
+        overrides=list(rule.overrides),
+    )
+
+
 def openapi_document() -> str:
     """The service's OpenAPI document as committed in ``docs/openapi.json``: pretty-printed
     with sorted keys, so a change to the API shows as a readable diff."""
@@ -113,6 +143,13 @@ class Ingress:
         # (classifier_in_ingress), with the same Classifier code configured by reconfigure().
         self._classifier = None if classifier is None else _cluster_transport(classifier)
         self._local: Classifier | None = None if classifier else Classifier.func_or_class()
+        self._replicas = (
+            None
+            if classifier is None
+            else ReplicaWatch(
+                partial(serving_replicas, classifier.app_name, classifier.deployment_name)
+            )
+        )
         self._settings = Settings(**settings)
         self._metrics = IngressMetrics()
         if self._settings.auth_disabled:
@@ -132,25 +169,26 @@ class Ingress:
             )
         )
         self._limits = self._settings.limits()
-        self._rule: DecisionRule = self._settings.decision_rule(None)
-        self._metadata: ModelMetadata | None = None
-        self._gate: GateMetadata | None = None
-        self._providers: list[str] = []
-        self._classes: list[VehicleClass] = []
+        # Every model version the classifier reported, and the latest: during a rollout an
+        # answer may come from the model before or after the switch, and each is decided with
+        # its own classes and calibration, and named by its own version.
+        self._models: dict[str, _KnownModel] = {}
+        self._latest: _KnownModel | None = None
 
     def in_progress(self) -> int:
         """Requests to /recognize this replica is working on (for a draining shutdown)."""
         return requests_in_progress()
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """The in-replica classifier's user_config (classifier_in_ingress only)."""
         if self._local is not None:
-            self._local.reconfigure(user_config)
-            self._metadata = None  # the model may have changed
+            await self._local.reconfigure(user_config)
+            self._latest = None  # the model may have changed
 
-    async def _model(self) -> ModelMetadata:
-        """The classifier's model metadata, fetched once it reports ready, then cached."""
-        if self._metadata is None:
+    async def _model(self) -> _KnownModel:
+        """The latest model the classifier reported: asked for once it reports ready, then
+        kept until an answer names another version."""
+        if self._latest is None:
             try:
                 if self._local is not None:
                     info = self._local.ready()
@@ -162,15 +200,35 @@ class Ingress:
             except Exception as exc:
                 raise ModelNotReady(f"classifier is not available: {type(exc).__name__}") from exc
             metadata = ModelMetadata.model_validate(info["metadata"])
-            self._classes = model_classes(metadata, taxonomy_at(self._settings.taxonomy_path))
-            self._providers = list(info["providers"])
-            self._gate = None if info["gate"] is None else GateMetadata.model_validate(info["gate"])
-            calibration = info.get("calibration")
-            self._rule = self._decision_rule(
-                None if calibration is None else Calibration.model_validate(calibration)
-            )
-            self._metadata = metadata
-        return self._metadata
+            known = self._models.get(metadata.version)
+            if known is None:
+                calibration = info.get("calibration")
+                known = _KnownModel(
+                    metadata,
+                    [VehicleClass.model_validate(c) for c in info["classes"]],
+                    list(info["providers"]),
+                    None if info["gate"] is None else GateMetadata.model_validate(info["gate"]),
+                    self._decision_rule(
+                        None if calibration is None else Calibration.model_validate(calibration)
+                    ),
+                )
+                self._models[metadata.version] = known
+            self._latest = known
+        return self._latest
+
+    async def _model_named(self, version: str) -> _KnownModel:
+        """The model of that version, asked for if the classifier has not reported it yet."""
+        for _ in range(3):  # another replica may still answer with the model before
+            if version in self._models:
+                break
+            self._latest = None
+            await self._model()
+        try:
+            known = self._models[version]
+        except KeyError:
+            raise ModelNotReady(f"model {version} is being rolled out; retry shortly") from None
+        self._latest = known
+        return known
 
     def _decision_rule(self, calibration: Calibration | None) -> DecisionRule:
         """The model's calibrated rule with the settings' overrides, logged once per model."""
@@ -189,17 +247,6 @@ class Ingress:
             logger.info("deciding with calibration %s at %s", calibration.id, rule.thresholds)
         return rule
 
-    def _calibration_status(self) -> CalibrationStatus:
-        rule = self._rule
-        return CalibrationStatus(
-            calibrated=rule.calibrated,
-            id=rule.calibration_id,
-            temperature=rule.temperature,
-            match_threshold=rule.thresholds.match,
-            mismatch_threshold=rule.thresholds.mismatch,
-            overrides=list(rule.overrides),
-        )
-
     async def _classify(self, array: np.ndarray, deadline: float) -> ClassifyResult:
         """The classifier's answer by the request's deadline, with its failures as 503/504."""
         remaining = max(0.0, deadline - time.perf_counter())
@@ -210,17 +257,40 @@ class Ingress:
                 raise Timeout(
                     f"no answer within the {self._settings.request_timeout_s:g} s request deadline"
                 ) from exc
-        assert self._classifier is not None
+        assert self._classifier is not None and self._replicas is not None
+        self._replicas.start()
+        if not self._replicas.serving:
+            raise ModelNotReady(_NO_REPLICA)
         response = self._classifier.classify.remote(array)
+        answer = asyncio.ensure_future(response)
+        gone = asyncio.ensure_future(self._replicas.gone.wait())
         try:
-            return await asyncio.wait_for(response, remaining)
-        except TimeoutError as exc:
+            done, _ = await asyncio.wait(
+                (answer, gone), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:  # the client went away
             response.cancel()
+            answer.cancel()
+            raise
+        finally:
+            gone.cancel()
+        if answer not in done:
+            response.cancel()
+            answer.cancel()
+            if gone in done:
+                # Serve would hold the call until a new replica starts: minutes after a node
+                # loss on a real cluster, far past the deadline.
+                raise ModelNotReady(_NO_REPLICA)
             raise Timeout(
                 f"no answer within the {self._settings.request_timeout_s:g} s request deadline"
-            ) from exc
+            )
+        try:
+            return answer.result()
         except BackPressureError as exc:
             raise Overloaded("the classifier's queue is full; retry after Retry-After") from exc
+        except ModelNotReady:
+            self._latest = None  # e.g. a new model of another input size: ask again
+            raise
         except RecognizeError:
             raise
         except (RayError, RayServeException) as exc:
@@ -242,7 +312,12 @@ class Ingress:
         tags=["operations"],
     )
     async def readyz(self) -> Health:
-        """The model is loaded and warmed up; 503 `not_ready` before."""
+        """The model is loaded, warmed up and served; 503 `not_ready` before, and while no
+        Classifier replica runs (e.g. its GPU node was lost)."""
+        if self._replicas is not None:
+            self._replicas.start()
+            if not self._replicas.serving:
+                raise ModelNotReady(_NO_REPLICA)
         await self._model()
         return Health(status="ready")
 
@@ -256,9 +331,9 @@ class Ingress:
     async def model_details(self) -> ModelDetails:
         """The served model's metadata and its classes with their parent classes, and the
         vehicle gate's model with the ImageNet classes it sums."""
-        metadata = await self._model()
-        gate = self._gate
-        calibration = self._rule.calibration
+        known = await self._model()
+        metadata, gate, rule = known.metadata, known.gate, known.rule
+        calibration = rule.calibration
         return ModelDetails(
             name=metadata.name,
             arch=metadata.arch,
@@ -267,20 +342,20 @@ class Ingress:
             interpolation=metadata.interpolation,
             precision=metadata.precision,
             taxonomy_version=metadata.taxonomy_version,
-            providers=self._providers,
-            match_threshold=self._rule.thresholds.match,
-            mismatch_threshold=self._rule.thresholds.mismatch,
+            providers=known.providers,
+            match_threshold=rule.thresholds.match,
+            mismatch_threshold=rule.thresholds.mismatch,
             calibration=CalibrationDetails(
-                **self._calibration_status().model_dump(),
+                **_calibration_status(rule).model_dump(),
                 certificate=None if calibration is None else calibration.certificate,
             ),
-            parents=list(dict.fromkeys(c.parent for c in self._classes)),
-            classes=self._classes,
+            parents=list(dict.fromkeys(c.parent for c in known.classes)),
+            classes=known.classes,
             gate=None
             if gate is None
             else GateDetails(
                 **gate.model_dump(include=GATE_DETAILS_FROM_METADATA),
-                vehicle_threshold=self._rule.thresholds.vehicle,
+                vehicle_threshold=rule.thresholds.vehicle,
             ),
         )
 
@@ -316,7 +391,7 @@ class Ingress:
             self._metrics.vin_decode(None)
             raise
         self._metrics.vin_decode(decoded_vin)
-        metadata = await self._model()
+        metadata = (await self._model()).metadata
         deadline = record.started + self._settings.request_timeout_s
         prepared = await asyncio.to_thread(
             prepare_image,
@@ -326,21 +401,25 @@ class Ingress:
             limits=self._limits,
         )
         result = await self._classify(prepared.array, deadline)
+        # The model that computed these logits, not the one this replica asked about last:
+        # they differ for the answers around a model rollout.
+        answered = await self._model_named(result.model_version)
+        metadata = answered.metadata
         decision = decide(
             result.logits,
-            self._classes,
+            answered.classes,
             expected_parent=decoded_vin.expected_parent,
             vin_reasons=decoded_vin.reasons,
-            thresholds=self._rule.thresholds,
+            thresholds=answered.rule.thresholds,
             top_k=top_k or self._settings.default_top_k,
             vehicle_probability=result.vehicle_probability,
-            temperature=self._rule.temperature,
+            temperature=answered.rule.temperature,
         )
         vehicle = None
         if result.vehicle_probability is not None:
             vehicle = VehicleCheck(
                 probability=result.vehicle_probability,
-                present=self._rule.thresholds.vehicle_present(result.vehicle_probability),
+                present=answered.rule.thresholds.vehicle_present(result.vehicle_probability),
             )
             self._metrics.vehicle_check(present=vehicle.present)
         latency = Latency(
@@ -373,7 +452,7 @@ class Ingress:
                 version=metadata.version,
                 input_size=metadata.input_size,
             ),
-            calibration=self._calibration_status(),
+            calibration=_calibration_status(answered.rule),
             batch_size=result.batch_size,
             latency_ms=latency,
         )

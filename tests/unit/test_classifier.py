@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,17 @@ def config(path: Path, **overrides: object) -> ClassifierConfig:
     return ClassifierConfig.model_validate(
         {"model_path": str(path), "intra_op_threads": 1, "gate_enabled": False, **overrides}
     )
+
+
+def reconfigure(classifier: Classifier, user_config: dict) -> None:  # type: ignore[type-arg]
+    """Apply a user_config as Serve does (awaiting the replica's reconfigure()), then wait for
+    a new model to serve."""
+
+    async def apply() -> None:
+        await classifier.reconfigure(user_config)
+        await classifier.switched()
+
+    asyncio.run(apply())
 
 
 def rewrite_metadata(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
@@ -82,24 +95,24 @@ def test_not_ready_until_configured_then_runs_any_batch_size(tiny_model: Path) -
     classifier = Classifier.func_or_class()
     with pytest.raises(ModelNotReady):
         classifier.ready()
-    classifier.reconfigure(config(tiny_model, max_batch_size=3).model_dump())
+    reconfigure(classifier, config(tiny_model, max_batch_size=3).model_dump())
     assert classifier.ready()["metadata"]["input_size"] == SIZE
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
-    together = classifier._run(batch)
-    alone = np.concatenate([classifier._run(batch[i : i + 1]) for i in range(3)])
+    together, _ = classifier._run(batch)
+    alone = np.concatenate([classifier._run(batch[i : i + 1])[0] for i in range(3)])
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
     assert together.shape == (3, 64)
 
 
 def test_batch_settings_change_live_without_a_new_session(tiny_model: Path) -> None:
     classifier = Classifier.func_or_class()
-    classifier.reconfigure(config(tiny_model, max_batch_size=2).model_dump())
-    session = classifier._session
-    classifier.reconfigure(config(tiny_model, max_batch_size=3).model_dump())
-    assert classifier._session is session  # batching changes need no new session
-    classifier.reconfigure(config(tiny_model, max_batch_size=3, intra_op_threads=2).model_dump())
-    assert classifier._session is not session
+    reconfigure(classifier, config(tiny_model, max_batch_size=2).model_dump())
+    session = classifier._model.session
+    reconfigure(classifier, config(tiny_model, max_batch_size=3).model_dump())
+    assert classifier._model.session is session  # batching changes need no new session
+    reconfigure(classifier, config(tiny_model, max_batch_size=3, intra_op_threads=2).model_dump())
+    assert classifier._model.session is not session
 
 
 def test_batch_buckets_pad_up_and_must_reach_the_largest_batch(tiny_model: Path) -> None:
@@ -129,25 +142,25 @@ def test_each_batch_bucket_runs_on_a_session_that_sees_only_its_shape(tiny_model
 
         session.run = run
 
-    classifier.reconfigure(cfg.model_dump())
-    sessions = dict(classifier._sessions)
+    reconfigure(classifier, cfg.model_dump())
+    sessions = dict(classifier._model.sessions)
     assert sorted(sessions) == [1, 2, 4]
     assert len({id(s) for s in sessions.values()}) == 3
     for size, session in sessions.items():
         spy(session, size)
     rng = np.random.default_rng(1)
     batch = rng.integers(0, 256, size=(4, SIZE, SIZE, 3), dtype=np.uint8)
-    outputs = {n: classifier._run(batch[:n]) for n in (4, 1, 2, 1, 4)}
+    outputs = {n: classifier._run(batch[:n])[0] for n in (4, 1, 2, 1, 4)}
     assert seen == {1: {1}, 2: {2}, 4: {4}}
     np.testing.assert_allclose(outputs[4][:2], outputs[2], rtol=1e-4, atol=1e-4)
     # Same buckets: same sessions; other buckets: new ones.
-    classifier.reconfigure(
-        config(tiny_model, max_batch_size=2, batch_buckets=[1, 2, 4]).model_dump()
+    reconfigure(
+        classifier, config(tiny_model, max_batch_size=2, batch_buckets=[1, 2, 4]).model_dump()
     )
-    assert classifier._sessions == sessions
-    classifier.reconfigure(config(tiny_model, max_batch_size=4, batch_buckets=[2, 4]).model_dump())
-    assert sorted(classifier._sessions) == [2, 4]
-    assert classifier._sessions[4] is not sessions[4]
+    assert classifier._model.sessions == sessions
+    reconfigure(classifier, config(tiny_model, max_batch_size=4, batch_buckets=[2, 4]).model_dump())
+    assert sorted(classifier._model.sessions) == [2, 4]
+    assert classifier._model.sessions[4] is not sessions[4]
 
 
 def test_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -168,14 +181,14 @@ def _spy_on_runs(classifier: Classifier) -> tuple[list[tuple[int, int, bool]], l
     lock = threading.Lock()
     real_run = classifier._run
 
-    def run(batch: np.ndarray, overlapping: bool = False) -> np.ndarray:
+    def run(batch: np.ndarray, overlapping: bool = False, model: object = None) -> np.ndarray:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
             runs.append((threading.get_ident(), len(batch), overlapping))
         try:
             time.sleep(0.05)  # long enough for a second batch to start if it may
-            return real_run(batch, overlapping)
+            return real_run(batch, overlapping, model)  # type: ignore[arg-type]
         finally:
             with lock:
                 active[0] -= 1
@@ -191,7 +204,7 @@ def test_warm_up_runs_every_shape_on_every_serving_thread(
     classifier = Classifier.func_or_class()
     runs, _ = _spy_on_runs(classifier)
     cfg = config(tiny_model, max_batch_size=3, concurrent_batches=concurrent)
-    classifier.reconfigure(cfg.model_dump())
+    reconfigure(classifier, cfg.model_dump())
     threads = {thread for thread, _, _ in runs}
     assert len(threads) == concurrent
     for thread in threads:
@@ -225,17 +238,18 @@ def test_batches_run_concurrently_up_to_the_setting(
     tiny_model: Path, concurrent: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     classifier = Classifier.func_or_class()
-    classifier.reconfigure(
+    reconfigure(
+        classifier,
         config(
             tiny_model, max_batch_size=2, batch_wait_timeout_s=0.0, concurrent_batches=concurrent
-        ).model_dump()
+        ).model_dump(),
     )
     _, peak = _spy_on_runs(classifier)
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(8, SIZE, SIZE, 3), dtype=np.uint8)
     results = _classify_at_once(classifier, images, monkeypatch)
     assert peak[0] == concurrent
-    alone = classifier._session.run(None, {"image": images})[0]  # type: ignore[union-attr]
+    alone = classifier._model.session.run(None, {"image": images})[0]  # type: ignore[union-attr]
     for result, expected in zip(results, alone, strict=True):
         np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
         assert 1 <= result.batch_size <= 2
@@ -267,12 +281,12 @@ def test_a_lone_batch_gets_every_core_and_overlapping_ones_share_them(
         batch_wait_timeout_s=0.0,
         concurrent_batches=2,
     )
-    classifier.reconfigure(cfg.model_dump())
-    assert classifier._session.get_session_options().intra_op_num_threads == 2  # type: ignore[union-attr]
-    overlap = classifier._overlap_session
+    reconfigure(classifier, cfg.model_dump())
+    assert classifier._model.session.get_session_options().intra_op_num_threads == 2  # type: ignore[union-attr]
+    overlap = classifier._model.overlap_session
     assert overlap is not None and overlap.get_session_options().intra_op_num_threads == 1
     assert not overlap.get_session_options().enable_cpu_mem_arena
-    assert classifier._session.get_session_options().enable_cpu_mem_arena  # type: ignore[union-attr]
+    assert classifier._model.session.get_session_options().enable_cpu_mem_arena  # type: ignore[union-attr]
     runs, peak = _spy_on_runs(classifier)
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, size=(8, SIZE, SIZE, 3), dtype=np.uint8)
@@ -283,6 +297,173 @@ def test_a_lone_batch_gets_every_core_and_overlapping_ones_share_them(
     assert any(overlapping for _, _, overlapping in concurrent)
     # One at a time again: each batch gets every core.
     assert [(size, overlapping) for _, size, overlapping in later] == [(1, False), (1, False)]
-    alone = classifier._session.run(None, {"image": images})[0]  # type: ignore[union-attr]
+    alone = classifier._model.session.run(None, {"image": images})[0]  # type: ignore[union-attr]
     for result, expected in zip(results, [*alone, *alone[:2]], strict=True):
         np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def _batching_classifier(
+    model: Path, max_batch_size: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Classifier, ClassifierConfig]:
+    """A configured Classifier whose batch queue runs outside a replica (see _classify_at_once)."""
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    replica = SimpleNamespace(_deployment_config=SimpleNamespace(max_ongoing_requests=16))
+    monkeypatch.setattr(serve, "get_replica_context", lambda: replica)
+    classifier = Classifier.func_or_class()
+    cfg = config(model, max_batch_size=max_batch_size, batch_wait_timeout_s=0.0)
+    reconfigure(classifier, cfg.model_dump())
+    return classifier, cfg
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another model of the same architecture, other weights and version: a rollout."""
+    out = tmp_path_factory.mktemp("model2") / "convnext_atto_64_v2.onnx"
+    export_model(out, arch="convnext_atto", seed=1, input_size=SIZE, version="v2")
+    return out
+
+
+def test_a_new_model_loads_beside_the_old_one_and_every_answer_names_its_model(
+    tiny_model: Path, second_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollout under load: while the new model loads and warms up the old one keeps answering
+    (ready, no error), then every batch runs on the new one, and each result carries the version
+    of the model that computed its logits (the ingress names it in the response)."""
+    classifier, first = _batching_classifier(tiny_model, 2, monkeypatch)
+    old_version = classifier.ready()["metadata"]["version"]
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8)
+    expected = {
+        old_version: build_session(first)[0].run(None, {"image": image[None]})[0][0],
+        "v2": build_session(config(second_model))[0].run(None, {"image": image[None]})[0][0],
+    }
+    # Hold the new model's warm-up until requests have been answered meanwhile.
+    loading, release = threading.Event(), threading.Event()
+    real_warm_up = classifier._warm_up
+
+    def slow_warm_up(model):  # type: ignore[no-untyped-def]
+        if model.metadata.version == "v2":
+            loading.set()
+            assert release.wait(30)
+        real_warm_up(model)
+
+    classifier._warm_up = slow_warm_up  # type: ignore[method-assign]
+
+    async def rollout_under_load() -> tuple[list[str], list[str]]:
+        during: list[str] = []
+        switch = asyncio.create_task(
+            classifier.reconfigure(config(second_model, max_batch_size=2).model_dump())
+        )
+        while not loading.is_set():
+            await asyncio.sleep(0.01)
+        for _ in range(4):  # the new model is loading: the old one answers, at once
+            assert classifier.ready()["metadata"]["version"] == old_version
+            result = await asyncio.wait_for(classifier.classify(image), 10)
+            np.testing.assert_allclose(result.logits, expected[result.model_version], atol=1e-4)
+            during.append(result.model_version)
+        await switch  # Serve routes to the replica again: it answers with the old model
+        result = await asyncio.wait_for(classifier.classify(image), 10)
+        during.append(result.model_version)
+        release.set()
+        await classifier.switched()
+        after = [(await classifier.classify(image)) for _ in range(3)]
+        for result in after:
+            np.testing.assert_allclose(result.logits, expected[result.model_version], atol=1e-4)
+        return during, [r.model_version for r in after]
+
+    during, after = asyncio.run(rollout_under_load())
+    assert during == [old_version] * 5
+    assert after == ["v2"] * 3
+    assert classifier.ready()["metadata"]["version"] == "v2"
+
+
+def test_a_new_model_that_fails_to_load_leaves_the_old_one_serving(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    classifier = Classifier.func_or_class()
+    reconfigure(classifier, config(tiny_model).model_dump())
+    serving = classifier._model
+    reconfigure(classifier, config(tmp_path / "missing.onnx").model_dump())
+    assert classifier._model is serving
+    assert "could not load" in caplog.text and "does not exist" in caplog.text
+    assert classifier.ready()["metadata"]["input_size"] == SIZE
+
+
+def test_an_image_for_another_input_size_is_not_ready_not_a_crash(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingress that prepared the image for the model before a rollout to another input size
+    gets ModelNotReady (503, retry), never an onnxruntime error (500)."""
+    classifier = Classifier.func_or_class()
+    reconfigure(classifier, config(tiny_model, max_batch_size=2).model_dump())
+    wrong = np.zeros((SIZE * 2, SIZE * 2, 3), dtype=np.uint8)
+    with pytest.raises(ModelNotReady, match=f"{SIZE}x{SIZE}"):
+        _classify_at_once(classifier, wrong[None], monkeypatch)
+
+
+def test_a_batch_running_at_the_swap_finishes_on_its_model_and_names_it(
+    tiny_model: Path, second_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier, first = _batching_classifier(tiny_model, 1, monkeypatch)
+    old_version = classifier.ready()["metadata"]["version"]
+    image = np.full((SIZE, SIZE, 3), 7, dtype=np.uint8)
+    old_logits = build_session(first)[0].run(None, {"image": image[None]})[0][0]
+    running, finish = threading.Event(), threading.Event()
+    real_run = classifier._run
+
+    def held_run(batch, overlapping=False, model=None):  # type: ignore[no-untyped-def]
+        if model is not None and model.metadata.version == old_version and batch.any():
+            running.set()  # the request's batch (warm-up batches are zeros)
+            assert finish.wait(30)
+        return real_run(batch, overlapping, model)
+
+    classifier._run = held_run  # type: ignore[method-assign]
+
+    async def swap_while_running():  # type: ignore[no-untyped-def]
+        request = asyncio.create_task(classifier.classify(image))
+        while not running.is_set():
+            await asyncio.sleep(0.01)
+        await classifier.reconfigure(config(second_model, max_batch_size=1).model_dump())
+        await classifier.switched()
+        assert classifier.ready()["metadata"]["version"] == "v2"
+        finish.set()
+        return await request
+
+    result = asyncio.run(swap_while_running())
+    assert result.model_version == old_version
+    np.testing.assert_allclose(result.logits, old_logits, atol=1e-4)
+
+
+def test_a_user_config_arriving_while_a_model_loads_wins(
+    tiny_model: Path, second_model: Path
+) -> None:
+    """Roll out v2, then roll back before v2 has loaded: v1 keeps serving, v2 never does."""
+    classifier = Classifier.func_or_class()
+    first = config(tiny_model, max_batch_size=2)
+    reconfigure(classifier, first.model_dump())
+    serving = classifier._model
+    loading, release = threading.Event(), threading.Event()
+    real_load = classifier._load
+
+    def held_load(cfg):  # type: ignore[no-untyped-def]
+        loading.set()
+        assert release.wait(30)
+        return real_load(cfg)
+
+    classifier._load = held_load  # type: ignore[method-assign]
+
+    async def roll_out_and_back() -> None:
+        await classifier.reconfigure(config(second_model, max_batch_size=2).model_dump())
+        while not loading.is_set():
+            await asyncio.sleep(0.01)
+        await classifier.reconfigure(config(tiny_model, max_batch_size=3).model_dump())
+        release.set()
+        await classifier.switched()
+
+    asyncio.run(roll_out_and_back())
+    assert classifier._model.session is serving.session  # type: ignore[union-attr]
+    assert classifier._model.config.max_batch_size == 3  # type: ignore[union-attr]
+    assert classifier.ready()["metadata"]["version"] != "v2"

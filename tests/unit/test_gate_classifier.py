@@ -18,7 +18,7 @@ from service.inference.classifier import Classifier, ClassifierConfig
 from service.inference.session import build_gate_session
 from service.modeltools.export import export_model
 from service.modeltools.gate_export import export_gate
-from tests.unit.test_classifier import _classify_at_once
+from tests.unit.test_classifier import _classify_at_once, reconfigure
 
 SIZE = 64  # small enough to be quick; EfficientNet pools globally, so the gate runs at 64 px
 
@@ -49,7 +49,7 @@ def test_each_result_carries_the_gates_probability_of_its_own_image(
     models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     classifier = Classifier.func_or_class()
-    classifier.reconfigure(config(models, max_batch_size=4, batch_wait_timeout_s=0.05))
+    reconfigure(classifier, config(models, max_batch_size=4, batch_wait_timeout_s=0.05))
     assert classifier.ready()["gate"]["input_size"] == SIZE
     batch = images(6)
     results = _classify_at_once(classifier, batch, monkeypatch)
@@ -65,32 +65,36 @@ def test_the_gate_switches_off_and_on_live_without_reloading_the_classifier(
     models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     classifier = Classifier.func_or_class()
-    classifier.reconfigure(config(models, max_batch_size=2))
-    session, gate = classifier._session, classifier._gate_session
+    reconfigure(classifier, config(models, max_batch_size=2))
+    assert classifier._model is not None
+    session, gate = classifier._model.session, classifier._model.gate
     assert gate is not None
-    classifier.reconfigure(config(models, max_batch_size=2, gate_enabled=False))
-    assert classifier._session is session and classifier._gate_session is None
+    reconfigure(classifier, config(models, max_batch_size=2, gate_enabled=False))
+    assert classifier._model.session is session and classifier._model.gate is None
     assert classifier.ready()["gate"] is None
     (result,) = _classify_at_once(classifier, images(1), monkeypatch)
     assert result.vehicle_probability is None
-    classifier.reconfigure(config(models, max_batch_size=3))  # batching only: same gate
-    classifier.reconfigure(config(models, max_batch_size=3))
-    assert classifier._session is session and classifier._gate_session is not None
+    reconfigure(classifier, config(models, max_batch_size=3))  # the gate back on
+    gate_again = classifier._model.gate
+    reconfigure(classifier, config(models, max_batch_size=2))  # batching only: same gate
+    assert classifier._model.session is session and classifier._model.gate is gate_again
+    assert gate_again is not None
 
 
 def test_the_gate_gets_a_session_per_batch_bucket_like_the_classifier(
     models: tuple[Path, Path],
 ) -> None:
     classifier = Classifier.func_or_class()
-    classifier.reconfigure(config(models, max_batch_size=4, batch_buckets=[1, 2, 4]))
-    assert sorted(classifier._gate_sessions) == [1, 2, 4]
-    assert len({id(s) for s in classifier._gate_sessions.values()}) == 3
-    assert not set(map(id, classifier._gate_sessions.values())) & set(
-        map(id, classifier._sessions.values())
-    )
+    reconfigure(classifier, config(models, max_batch_size=4, batch_buckets=[1, 2, 4]))
+    model = classifier._model
+    assert model is not None and model.gate is not None
+    assert sorted(model.gate.sessions) == [1, 2, 4]
+    assert len({id(s) for s in model.gate.sessions.values()}) == 3
+    assert not set(map(id, model.gate.sessions.values())) & set(map(id, model.sessions.values()))
     cpu_overlap = config(models, intra_op_threads=2, concurrent_batches=2)
-    classifier.reconfigure(cpu_overlap)
-    assert classifier._gate_overlap_session is not None
+    reconfigure(classifier, cpu_overlap)
+    assert classifier._model.gate is not None
+    assert classifier._model.gate.overlap_session is not None
 
 
 def test_a_gate_of_another_size_is_refused_naming_both(
@@ -100,4 +104,4 @@ def test_a_gate_of_another_size_is_refused_naming_both(
     export_gate(gate_96, input_size=96)
     classifier = Classifier.func_or_class()
     with pytest.raises(ModelContractError, match=r"96 px.*64 px.*--input-size 64"):
-        classifier.reconfigure(config((models[0], gate_96)))
+        reconfigure(classifier, config((models[0], gate_96)))

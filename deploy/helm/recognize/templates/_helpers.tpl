@@ -178,10 +178,13 @@ service.app.serve_config places them, plus Serve autoscaling, which the settings
   "auth_disabled" false
   "docs_require_auth" false
 }}
-{{- /* `args` holds the settings that differ from the defaults (host and port go to http_options). */}}
+{{- /* `args` holds the settings that differ from the defaults (host and port go to http_options),
+  except the Classifier's user_config: Serve restarts every replica when `args` change, and
+  applies a user_config change in place (service.app.serve_config says why). */}}
+{{- $userConfigOnly := keys $userConfig }}
 {{- $args := deepCopy ($app.args | default dict) }}
 {{- range $name, $value := $settings }}
-{{- if not (has $name (list "host" "port")) }}
+{{- if not (has $name (concat (list "host" "port") $userConfigOnly)) }}
 {{- $where := get $placed $name }}
 {{- $default := "" }}
 {{- $known := true }}
