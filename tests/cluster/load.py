@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests import imagefactory as f
+from loadtest import photos as f
 
 VIN = "WDD2052041F123456"
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests import imagefactory as f
+from loadtest import photos as f
 from tests.cluster.conftest import Cluster
 from tests.cluster.netns import namespace_pids
 from tests.cluster.raycluster import METRICS_PORT
