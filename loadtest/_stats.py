@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +121,61 @@ def tree_cpu_seconds(root: int) -> float:
         if fields is not None:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / CLOCK_TICKS
+
+
+def service_role(argv: Sequence[str]) -> str:
+    """The process group of a `recognize serve` process, by the title Ray gives its workers
+    (``ray::ServeReplica:<app>:<deployment>``, ``ray::ProxyActor``): proxy, ingress, classifier,
+    or ray (GCS, raylet, dashboard, Serve's controller, idle workers, the driver)."""
+    title = argv[0] if argv else ""
+    if title.startswith("ray::ProxyActor"):
+        return "proxy"
+    if title.startswith("ray::ServeReplica:"):
+        deployment = title.split(":")[-1].split(".")[0].split(" ")[0]
+        return {"Ingress": "ingress", "Classifier": "classifier"}.get(deployment, "ray")
+    return "ray"
+
+
+def one_role(argv: Sequence[str]) -> str:
+    """A peer server's processes are one group."""
+    return "server"
+
+
+def role_cpu_seconds(root: int, role_of: Callable[[Sequence[str]], str]) -> dict[str, float]:
+    """User + system CPU seconds so far of each process group of a tree, keyed by
+    ``role_of(argv)``; each live process is counted under the pid and start time it has now,
+    so a process that started during a window is counted from zero."""
+    used: dict[str, float] = {}
+    for pid in process_tree(root):
+        fields, argv = _stat_fields(pid), process_argv(pid)
+        if fields is None or argv is None:
+            continue
+        role = role_of(argv)
+        used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
+
+
+class RoleCPU:
+    """CPU seconds each process group of a tree used while this context was open (the load
+    generator's own CPU is measured by the load processes themselves)."""
+
+    def __init__(self, root: int, role_of: Callable[[Sequence[str]], str]) -> None:
+        self.root = root
+        self.role_of = role_of
+        self.used: dict[str, float] = {}
+
+    def __enter__(self) -> RoleCPU:
+        self._before = role_cpu_seconds(self.root, self.role_of)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = role_cpu_seconds(self.root, self.role_of)
+        self.used = {
+            role: max(0.0, seconds - self._before.get(role, 0.0))
+            for role, seconds in sorted(after.items())
+        }
+
+    def ms_per_request(self, requests: int) -> dict[str, float]:
+        if not requests:
+            return {}
+        return {role: round(1000 * s / requests, 2) for role, s in self.used.items()}

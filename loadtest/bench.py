@@ -4,11 +4,23 @@ Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same
 
 1. raw   onnxruntime in this process through ``service.inference.session.build_session`` at
          each batch size: images/s and latency per ``session.run`` call; the best is the box's
-         ceiling;
-2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency;
-3. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
-4. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
+         ceiling (with the vehicle gate's session run on the same batch while the gate is on,
+         as the Classifier runs it);
+2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency, in the
+            layout ``make run`` starts: one deployment that decodes and classifies, listening
+            itself (direct ingress);
+3. cluster  ``recognize serve`` in the Helm chart's layout: Serve's HTTP proxy, the Ingress
+            deployment and the Classifier deployment, each its own process;
+4. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
+5. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
             run from ``.venv-triton``; skipped when ``make triton`` has not been run).
+
+The naive and Triton peers run no vehicle gate: compare them with ``--no-gate``. ``--near-free``
+replaces the model with a twin of the same contract that costs microseconds
+(``loadtest/_nearfree.py``; the gate off), so the run measures the serving stack alone (issue
+13). Each server cell also reports the CPU milliseconds per request of each process group
+(Serve's proxy, the ingress replicas, the classifier replica, Ray's own processes; the load
+generator's are measured by the load processes), read from /proc over the measured window.
 
 Every server decodes and resizes the uploaded JPEG with ``service.core.imaging.prepare_image``,
 decodes the VIN and computes the verdict; every onnxruntime session has the service's options
@@ -20,6 +32,7 @@ service/raw ceiling, service/naive and service/Triton at equal concurrency.
     python -m loadtest.bench                    # ~4 minutes on 2 cores with the demo model
     python -m loadtest.bench --quick --peers service,naive
     python -m loadtest.bench --url http://127.0.0.1:8000 --peers service
+    python -m loadtest.bench --near-free --concurrency 1,16,64   # the stack alone (issue 13)
 
 Prints a table and writes JSON (default ``results/bench-<timestamp>.json``). Load goes to
 127.0.0.1 only; each cell is bounded in time (a warm-up of ``--warmup`` seconds that also waits
@@ -53,7 +66,8 @@ from loadtest._httpload import (
     require_loopback,
 )
 from loadtest._loadgen import BUSY_WARNING, run_cell
-from loadtest._raw import parallel_images_per_s, time_batch
+from loadtest._nearfree import build_near_free
+from loadtest._raw import WithGate, parallel_images_per_s, time_batch
 from loadtest._servers import (
     ServerFailed,
     ServerProcess,
@@ -61,12 +75,17 @@ from loadtest._servers import (
     start_service,
     start_triton,
 )
+from loadtest._stats import RoleCPU, one_role, service_role
 from loadtest._workload import C_CLASS_VIN
 from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"
-PEERS = ("service", "naive", "triton")
+PEERS = ("service", "cluster", "naive", "triton")
+SERVICES = ("service", "cluster")  # recognize serve, in its two layouts
+# The chart's layout on one machine: proxy + Ingress + Classifier (service/settings.py).
+CLUSTER_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
+CPU_GROUPS = ("proxy", "ingress", "classifier", "ray", "server")
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 DEFAULT_CONCURRENCY = (1, 4, 16, 64)
 QUICK = {"batch_sizes": (1, 2), "concurrency": (1, 4), "duration": 2.0, "warmup": 0.5, "idle": 1.0}
@@ -79,6 +98,16 @@ TARGETS = (
     ("added_latency_ms", "service p50 at concurrency 1 <= raw batch-1 p50 + 25 ms", 25.0),
     ("idle_cpu_percent", "idle CPU of the whole running service <= 5 % of the machine", 5.0),
     ("cold_start_s", "service cold start (process start to ready) <= 15 s", 15.0),
+)
+
+# The stack targets of issue 13, meant for a --near-free run: (key, rule, bound, at most?).
+STACK_TARGETS = (
+    ("cluster_vs_triton", "cluster throughput at c=64 >= 0.8 x Triton's", 0.8, False),
+    ("local_vs_triton", "service (local layout) throughput at c=64 >= 1.0 x Triton's", 1.0, False),
+    ("cluster_p99_vs_triton", "cluster p99 at c=64 <= 1.2 x Triton's", 1.2, True),
+    ("local_p99_vs_triton", "service p99 at c=64 <= 1.2 x Triton's", 1.2, True),
+    ("local_p50_minus_triton_ms", "service p50 at c=1 <= Triton's + 2 ms", 2.0, True),
+    ("cluster_images_per_batch", "cluster: images per classifier batch at c=64 >= 16", 16, False),
 )
 
 
@@ -154,7 +183,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peers",
         type=_peers,
         default=PEERS,
-        help="servers to compare, comma-separated (default service,naive,triton)",
+        help="servers to compare, comma-separated (default service,cluster,naive,triton)",
+    )
+    parser.add_argument(
+        "--near-free",
+        action="store_true",
+        help="serve a twin of --model that costs microseconds (same input, classes and metadata; "
+        "loadtest/_nearfree.py) instead of the model, the vehicle gate off: the stack alone",
+    )
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="the service without its vehicle gate (RECOGNIZE_GATE_ENABLED=false), as the naive "
+        "and Triton peers run; the raw figures then time the model alone",
     )
     parser.add_argument(
         "--url",
@@ -188,6 +229,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         require_loopback(args.url)
     if not args.model.is_file():
         parser.error(f"model {args.model} does not exist: build the demo model with `make model`")
+    if args.near_free:
+        args.no_gate = True  # the gate would cost more than the whole near-free model
+    args.gate = None if args.no_gate or not settings.gate_enabled else settings.gate_model_path
+    if args.gate is not None and not args.gate.is_file():
+        parser.error(f"vehicle gate {args.gate} does not exist: build it with `make gate`")
     args.settings = settings
     return args
 
@@ -201,16 +247,23 @@ def bench_raw(
     batch_sizes: Sequence[int],
     duration_s: float,
     photos: Sequence[bytes],
+    gate: Path | None = None,
 ) -> dict[str, Any]:
-    """images/s and per-call latency of session.run at each batch size, in this process."""
+    """images/s and per-call latency of session.run at each batch size, in this process; with
+    ``gate``, each call also runs the vehicle gate on the same batch, as the Classifier does."""
     import numpy as np
 
     from service.core.imaging import Limits, prepare_image
-    from service.inference.session import ClassifierConfig, build_session
+    from service.inference.session import ClassifierConfig, build_gate_session, build_session
 
-    session, metadata = build_session(
-        ClassifierConfig(model_path=str(model), intra_op_threads=intra_op_threads)
+    config = ClassifierConfig(
+        model_path=str(model),
+        intra_op_threads=intra_op_threads,
+        **({"gate_model_path": gate} if gate is not None else {}),
     )
+    session, metadata = build_session(config)
+    if gate is not None:
+        session = WithGate(session, build_gate_session(config)[0])
     limits = Limits(max_pixels=50_000_000, min_side=32)
     arrays = [
         prepare_image(
@@ -239,6 +292,7 @@ def bench_raw(
         "arch": metadata.arch,
         "input_size": metadata.input_size,
         "intra_op_threads": session_threads(intra_op_threads),
+        "gate": None if gate is None else str(gate),
         "rows": rows,
         "ceiling": {"batch_size": best["batch_size"], "images_per_s": best["images_per_s"]},
         "parallel": parallel,
@@ -282,8 +336,11 @@ def session_threads(requested: int) -> int:
 def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess:
     settings = args.settings
     log = logs / f"{name}.log"
-    if name == "service":
-        return start_service(args.model, log)
+    if name in SERVICES:
+        env = {"RECOGNIZE_GATE_ENABLED": "false"} if args.no_gate else {}
+        if name == "cluster":
+            env.update(CLUSTER_ENV)
+        return start_service(args.model, log, env)
     if name == "naive":
         return start_naive(args.model, log, settings.intra_op_threads)
     return start_triton(
@@ -311,7 +368,7 @@ def target_for(name: str, base_url: str, photos: Sequence[bytes]) -> Target:
         "/recognize",
         multipart_payloads(photos, C_CLASS_VIN),
         json_answer,
-        request_id_header=name == "service",
+        request_id_header=name in SERVICES,
     )
 
 
@@ -322,7 +379,9 @@ def bench_server(
         return {"status": "skipped", "reason": "run make triton"}
     server: ServerProcess | None = None
     row: dict[str, Any] = {"status": "ok"}
-    if name == "service" and args.url:
+    if name in SERVICES and args.url:
+        if name != args.peers[0]:
+            return {"status": "skipped", "reason": "--url benchmarks one running service"}
         base_url = args.url.rstrip("/")
         row["url"] = base_url
     else:
@@ -339,18 +398,26 @@ def bench_server(
         target = target_for(name, base_url, photos)
         cells = []
         for concurrency in args.concurrency:
-            cell = run_cell(
+            cpu = None
+            if server is not None:
+                cpu = RoleCPU(server.pid, service_role if name in SERVICES else one_role)
+            result = run_cell(
                 target,
                 concurrency,
                 warmup_s=args.warmup,
                 duration_s=args.duration,
                 max_requests=args.max_requests,
-            ).summary()
+                probe=cpu,
+            )
+            cell = result.summary()
+            # CPU of each process group over the measured window, per request answered in it.
+            cell["cpu_ms_per_request"] = cpu.ms_per_request(result.completed) if cpu else {}
             cells.append(cell)
             print(
                 f"  {name} c={concurrency}: {cell['throughput_rps']} req/s, "
                 f"p50 {cell['p50_ms']} ms, p99 {cell['p99_ms']} ms, "
-                f"batch {cell['mean_batch']}, errors {cell['errors']}",
+                f"batch {cell['mean_batch']}, errors {cell['errors']}, "
+                f"CPU ms/request {cell['cpu_ms_per_request']}",
                 flush=True,
             )
         row["cells"] = cells
@@ -395,6 +462,8 @@ def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str,
                 "service_over_raw_parallel": _ratio(tput["service"], parallel),
                 "service_over_naive": _ratio(tput["service"], tput["naive"]),
                 "service_over_triton": _ratio(tput["service"], tput["triton"]),
+                "cluster_over_service": _ratio(tput["cluster"], tput["service"]),
+                "cluster_over_triton": _ratio(tput["cluster"], tput["triton"]),
                 "p99_ms": {n: (cell or {}).get("p99_ms") for n, cell in cells.items()},
             }
         )
@@ -429,6 +498,34 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return checked
 
 
+def check_stack_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 13's targets, from this run's cells (None where a cell is missing)."""
+    local, cluster, triton = (_cell(report, n, 64) for n in ("service", "cluster", "triton"))
+    local1, triton1 = _cell(report, "service", 1), _cell(report, "triton", 1)
+
+    def of(cell: dict[str, Any] | None, key: str) -> float | None:
+        return None if cell is None else cell.get(key)
+
+    values = {
+        "cluster_vs_triton": _ratio(of(cluster, "throughput_rps"), of(triton, "throughput_rps")),
+        "local_vs_triton": _ratio(of(local, "throughput_rps"), of(triton, "throughput_rps")),
+        "cluster_p99_vs_triton": _ratio(of(cluster, "p99_ms"), of(triton, "p99_ms")),
+        "local_p99_vs_triton": _ratio(of(local, "p99_ms"), of(triton, "p99_ms")),
+        "local_p50_minus_triton_ms": (
+            round(local1["p50_ms"] - triton1["p50_ms"], 2)
+            if of(local1, "p50_ms") is not None and of(triton1, "p50_ms") is not None
+            else None
+        ),
+        "cluster_images_per_batch": of(cluster, "mean_batch"),
+    }
+    checked = []
+    for key, text, bound, at_most in STACK_TARGETS:
+        value = values[key]
+        met = None if value is None else (value <= bound if at_most else value >= bound)
+        checked.append({"target": key, "rule": text, "value": value, "met": met})
+    return checked
+
+
 def _fmt(value: Any, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -441,6 +538,11 @@ def print_report(report: dict[str, Any]) -> None:
         f"({report['machine']['cpu_model']}), load average {report['machine']['loadavg_start']}",
         f"model {raw['model']} ({raw['arch']} @{raw['input_size']}), onnxruntime "
         f"{raw['intra_op_threads']} intra-op threads, spinning off everywhere",
+        (
+            "vehicle gate on: raw calls run it too; the naive and Triton peers do not (--no-gate)"
+            if raw.get("gate")
+            else "vehicle gate off"
+        ),
         "",
         "1. raw onnxruntime, in-process (latency per session.run call)",
         f"{'batch':>5} {'img/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'calls':>6}",
@@ -508,9 +610,30 @@ def print_report(report: dict[str, Any]) -> None:
         )
     out += [
         "",
+        "CPU ms per request over each measured window, by process group ('gen': the load "
+        "generator)",
+        f"{'conc':>4} {'server':<8} "
+        + " ".join(f"{g:>10}" for g in CPU_GROUPS)
+        + f" {'gen':>6} {'total':>7}",
+    ]
+    for c in report["concurrency"]:
+        for name in PEERS:
+            cell = _cell(report, name, c)
+            if cell is None or not cell.get("cpu_ms_per_request"):
+                continue
+            groups = cell["cpu_ms_per_request"]
+            generator = cell.get("generator_cpu_ms_per_request")
+            total = sum(groups.values()) + (generator or 0.0)
+            out.append(
+                f"{c:>4} {name:<8} "
+                + " ".join(f"{_fmt(groups.get(g), '.2f'):>10}" for g in CPU_GROUPS)
+                + f" {_fmt(generator, '.2f'):>6} {total:>7.2f}"
+            )
+    out += [
+        "",
         "ratios at equal concurrency (throughput), p99 beside",
-        f"{'conc':>4} {'svc/raw':>8} {'svc/raw||':>9} {'svc/naive':>9} {'svc/triton':>10}   "
-        f"{'p99 ms: service / naive / triton'}",
+        f"{'conc':>4} {'svc/raw':>8} {'svc/raw||':>9} {'svc/naive':>9} {'svc/triton':>10} "
+        f"{'clu/triton':>10}   {'p99 ms: service / cluster / naive / triton'}",
     ]
     for r in report["ratios"]:
         p99 = r["p99_ms"]
@@ -518,12 +641,17 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['concurrency']:>4} {_fmt(r['service_over_raw'], '.2f'):>8} "
             f"{_fmt(r.get('service_over_raw_parallel'), '.2f'):>9} "
             f"{_fmt(r['service_over_naive'], '.2f'):>9} "
-            f"{_fmt(r['service_over_triton'], '.2f'):>10}   "
-            f"{_fmt(p99['service'], '.0f')} / {_fmt(p99['naive'], '.0f')} / "
-            f"{_fmt(p99['triton'], '.0f')}"
+            f"{_fmt(r['service_over_triton'], '.2f'):>10} "
+            f"{_fmt(r.get('cluster_over_triton'), '.2f'):>10}   "
+            + " / ".join(_fmt(p99.get(n), ".0f") for n in PEERS)
         )
     out += ["", "targets (issue 4, CPU)"]
     for t in report["targets"]:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
+        out.append(f"  {mark:<6} {t['rule']}: {_fmt(t['value'], '.2f')}")
+    model = "near-free model" if report.get("near_free") else "NOT a near-free run"
+    out += ["", f"stack targets (issue 13; meant for --near-free; this run: {model})"]
+    for t in report["stack_targets"]:
         mark = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         out.append(f"  {mark:<6} {t['rule']}: {_fmt(t['value'], '.2f')}")
     print("\n".join(out), flush=True)
@@ -555,11 +683,17 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     settings = args.settings
     photos = [p.data for p in dealer_jpegs(PHOTOS, seed=0)]
+    if args.near_free:
+        served = args.model
+        args.model = build_near_free(served, logs / "near_free.onnx")
+        print(f"near-free twin of {served}: {args.model}", flush=True)
     report: dict[str, Any] = {
         "created": started.isoformat(timespec="seconds"),
         "command": ["recognize", "bench", *(sys.argv[1:] if argv is None else argv)],
         "machine": _machine(),
         "model_path": str(args.model),
+        "near_free": args.near_free,
+        "gate": None if args.gate is None else str(args.gate),
         "settings": {
             "max_batch_size": settings.max_batch_size,
             "batch_wait_timeout_s": settings.batch_wait_timeout_s,
@@ -582,7 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     # The ceiling is the box's, whatever the servers are set to: one session on every core.
-    report["raw"] = bench_raw(args.model, 0, args.batch_sizes, args.duration, photos)
+    report["raw"] = bench_raw(
+        args.model, 0, args.batch_sizes, args.duration, photos, gate=args.gate
+    )
     report["servers"] = {}
     for name in PEERS:
         if name not in args.peers:
@@ -596,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         report["servers"][name] = bench_server(name, args, photos, logs)
     report["ratios"] = ratios(report, args.concurrency)
     report["targets"] = check_targets(report)
+    report["stack_targets"] = check_stack_targets(report)
     report["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report["logs"] = str(logs)
     print_report(report)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from loadtest.bench import TARGETS, TRITON_VENV
+from loadtest.bench import STACK_TARGETS, TARGETS, TRITON_VENV
 from service.inference.predictor import Predictor
 from service.inference.session import ClassifierConfig, build_session
 from tests.paths import DEMO_MODEL_PATH
@@ -79,12 +79,23 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
     assert raw["parallel"]["images_per_s"] > 0
 
     servers = report["servers"]
-    assert set(servers) == {"service", "naive", "triton"}
+    assert set(servers) == {"service", "cluster", "naive", "triton"}
     assert_sane_server(servers["service"], [1, 4])
     assert_sane_server(servers["naive"], [1, 4])
     assert servers["service"]["memory_ready"]["processes"] > 1  # Ray's processes count too
     assert all(c["mean_batch"] == 1 for c in servers["naive"]["cells"])  # one at a time
     assert servers["triton"] == {"status": "skipped", "reason": "not in --peers"}
+    assert servers["cluster"] == {"status": "skipped", "reason": "not in --peers"}
+    # The served layout is one deployment listening itself: its CPU is the ingress's and
+    # Ray's; Serve's proxy actor still runs but carries no request.
+    for cell in servers["service"]["cells"]:
+        groups = cell["cpu_ms_per_request"]
+        assert groups["ingress"] > 0 and "classifier" not in groups, groups
+        assert groups.get("proxy", 0) < 0.1 * groups["ingress"], groups
+    for cell in servers["naive"]["cells"]:
+        assert set(cell["cpu_ms_per_request"]) == {"server"}
+    # The gate is on by default: the raw calls run it too, as the service does.
+    assert raw["gate"] is not None and report["gate"] == raw["gate"]
 
     assert [r["concurrency"] for r in report["ratios"]] == [1, 4]
     for row in report["ratios"]:
@@ -94,9 +105,35 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
         assert row["service_over_triton"] is None
         assert row["p99_ms"]["service"] > 0 and row["p99_ms"]["naive"] > 0
     assert [t["target"] for t in report["targets"]] == [key for key, _, _ in TARGETS]
+    assert [t["target"] for t in report["stack_targets"]] == [t[0] for t in STACK_TARGETS]
 
     for heading in ("raw onnxruntime", "ratios at equal concurrency", "targets"):
         assert heading in result.stdout
+
+
+@pytest.mark.integration
+@needs_model
+def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Path) -> None:
+    """--near-free: the model's cost is gone (the raw ceiling is far above the demo model's
+    ~10 img/s here), the gate is off, and the chart's layout shows its three process groups."""
+    result, report = run_bench(
+        tmp_path, "--near-free", "--peers", "cluster", "--batch-sizes", "1,8", "--concurrency", "64"
+    )
+    assert report["near_free"] is True and report["gate"] is None
+    assert "near-free" in report["raw"]["model"]
+    assert report["raw"]["ceiling"]["images_per_s"] > 300
+    cluster = report["servers"]["cluster"]
+    assert cluster["status"] == "ok", cluster
+    (cell,) = cluster["cells"]
+    assert_sane_cell(cell)
+    groups = cell["cpu_ms_per_request"]
+    for group in ("proxy", "ingress", "classifier", "ray"):
+        assert groups[group] > 0, groups
+    assert report["servers"]["service"]["status"] == "skipped"
+    by_key = {t["target"]: t for t in report["stack_targets"]}
+    assert by_key["cluster_images_per_batch"]["value"] == cell["mean_batch"]
+    assert by_key["cluster_vs_triton"]["met"] is None  # no Triton cell in this run
+    assert "CPU ms per request" in result.stdout
 
 
 @pytest.mark.integration
