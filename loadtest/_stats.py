@@ -125,10 +125,14 @@ def tree_cpu_seconds(root: int) -> float:
 
 def service_role(argv: Sequence[str]) -> str:
     """The process group of a `recognize serve` process, by the title Ray gives its workers
-    (``ray::ServeReplica:<app>:<deployment>``, ``ray::ProxyActor``): proxy, ingress, classifier,
-    or ray (GCS, raylet, dashboard, Serve's controller, idle workers, the driver)."""
+    (``ray::ServeReplica:<app>:<deployment>``, ``ray::ProxyActor``) or binary (HAProxy): proxy,
+    ingress, classifier, or ray (GCS, raylet, dashboard, Serve's controller, idle workers, the
+    driver)."""
     title = argv[0] if argv else ""
-    if title.startswith("ray::ProxyActor"):
+    # Serve's Python proxy, or HAProxy and the actor that manages it (Serve's HAProxy mode).
+    if title.startswith(("ray::ProxyActor", "ray::HAProxyManager")) or Path(title).name == (
+        "haproxy"
+    ):
         return "proxy"
     if title.startswith("ray::ServeReplica:"):
         deployment = title.split(":")[-1].split(".")[0].split(" ")[0]

@@ -9,8 +9,12 @@ Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same
 2. service  ``recognize serve`` (Ray Serve) end to end over HTTP at each concurrency, in the
             layout ``make run`` starts: one deployment that decodes and classifies, listening
             itself (direct ingress);
-3. cluster  ``recognize serve`` in the Helm chart's layout: Serve's HTTP proxy, the Ingress
-            deployment and the Classifier deployment, each its own process;
+3. cluster  ``recognize serve`` in the Helm chart's layout: an HTTP proxy (HAProxy, the chart's
+            default ``ray.httpProxy``), the Ingress deployment and the Classifier deployment,
+            each its own process;
+   pyproxy  the same with Serve's Python proxy in place of HAProxy (``ray.httpProxy: serve``);
+   split    the same two deployments with the Ingress replica listening itself (Serve's direct
+            ingress, no proxy hop): what the chart could do behind a Kubernetes Service;
 4. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
 5. triton   NVIDIA Triton via PyTriton with its dynamic batcher (``loadtest/triton_server.py``,
             run from ``.venv-triton``; skipped when ``make triton`` has not been run).
@@ -81,10 +85,13 @@ from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"
-PEERS = ("service", "cluster", "naive", "triton")
-SERVICES = ("service", "cluster")  # recognize serve, in its two layouts
+PEERS = ("service", "cluster", "pyproxy", "split", "naive", "triton")
+SERVICES = ("service", "cluster", "pyproxy", "split")  # recognize serve, in its layouts
 # The chart's layout on one machine: proxy + Ingress + Classifier (service/settings.py).
 CLUSTER_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
+PYPROXY_ENV = {**CLUSTER_ENV, "RECOGNIZE_HTTP_PROXY": "serve"}
+# Ingress + Classifier, the Ingress replica listening itself (service/local.py).
+SPLIT_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "true"}
 CPU_GROUPS = ("proxy", "ingress", "classifier", "ray", "server")
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 DEFAULT_CONCURRENCY = (1, 4, 16, 64)
@@ -183,7 +190,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peers",
         type=_peers,
         default=PEERS,
-        help="servers to compare, comma-separated (default service,cluster,naive,triton)",
+        help="servers to compare, comma-separated (default all: " + ",".join(PEERS) + ")",
     )
     parser.add_argument(
         "--near-free",
@@ -338,8 +345,9 @@ def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess
     log = logs / f"{name}.log"
     if name in SERVICES:
         env = {"RECOGNIZE_GATE_ENABLED": "false"} if args.no_gate else {}
-        if name == "cluster":
-            env.update(CLUSTER_ENV)
+        env.update(
+            {"cluster": CLUSTER_ENV, "pyproxy": PYPROXY_ENV, "split": SPLIT_ENV}.get(name, {})
+        )
         return start_service(args.model, log, env)
     if name == "naive":
         return start_naive(args.model, log, settings.intra_op_threads)
@@ -464,6 +472,8 @@ def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str,
                 "service_over_triton": _ratio(tput["service"], tput["triton"]),
                 "cluster_over_service": _ratio(tput["cluster"], tput["service"]),
                 "cluster_over_triton": _ratio(tput["cluster"], tput["triton"]),
+                "split_over_triton": _ratio(tput["split"], tput["triton"]),
+                "cluster_over_pyproxy": _ratio(tput["cluster"], tput["pyproxy"]),
                 "p99_ms": {n: (cell or {}).get("p99_ms") for n, cell in cells.items()},
             }
         )
@@ -633,7 +643,8 @@ def print_report(report: dict[str, Any]) -> None:
         "",
         "ratios at equal concurrency (throughput), p99 beside",
         f"{'conc':>4} {'svc/raw':>8} {'svc/raw||':>9} {'svc/naive':>9} {'svc/triton':>10} "
-        f"{'clu/triton':>10}   {'p99 ms: service / cluster / naive / triton'}",
+        f"{'clu/triton':>10} {'split/triton':>12} {'clu/pyproxy':>11}   p99 ms: "
+        + " / ".join(PEERS),
     ]
     for r in report["ratios"]:
         p99 = r["p99_ms"]
@@ -642,7 +653,9 @@ def print_report(report: dict[str, Any]) -> None:
             f"{_fmt(r.get('service_over_raw_parallel'), '.2f'):>9} "
             f"{_fmt(r['service_over_naive'], '.2f'):>9} "
             f"{_fmt(r['service_over_triton'], '.2f'):>10} "
-            f"{_fmt(r.get('cluster_over_triton'), '.2f'):>10}   "
+            f"{_fmt(r.get('cluster_over_triton'), '.2f'):>10} "
+            f"{_fmt(r.get('split_over_triton'), '.2f'):>12} "
+            f"{_fmt(r.get('cluster_over_pyproxy'), '.2f'):>11}   "
             + " / ".join(_fmt(p99.get(n), ".0f") for n in PEERS)
         )
     out += ["", "targets (issue 4, CPU)"]

@@ -98,6 +98,7 @@ def serve_config(settings: Settings) -> dict[str, Any]:
     overrides.pop("host", None)
     overrides.pop("port", None)
     overrides.pop("metrics_port", None)  # a node setting (`ray start --metrics-export-port`)
+    overrides.pop("http_proxy", None)  # a node setting (the pods' environment, ray.httpProxy)
     # The Classifier's options travel in its user_config only. Serve's code version of an
     # application is a hash of its import path and args (get_app_code_version in
     # ray/serve/_private/deploy_utils.py): a new model file in args restarted every replica of

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from service.app import APP_NAME, application
-from service.rayenv import set_ray_environment
+from service.rayenv import proxy_environment, set_ray_environment
 from service.settings import Settings, get_settings
 
 logger = logging.getLogger("recognize")
@@ -38,6 +38,8 @@ def _set_up_direct_http(settings: Settings) -> bool:
     if not settings.direct_http or settings.ray_address or replicas != 1:
         # Clients come through the proxy, as in the chart: no replica needs its own server.
         os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "0")
+        for name, value in proxy_environment(settings.http_proxy).items():
+            os.environ.setdefault(name, value)
         return False
     # Serve hands replicas ports from [MIN, MAX): exactly the service's port.
     os.environ["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] = str(settings.port)

@@ -40,6 +40,12 @@ class ReplicaWatch:
 
     It fails open: until a first answer, or when the controller has not answered for
     ``stale_after_s``, the deployment counts as serving and requests go to Serve as before.
+
+    A Classifier answer is newer evidence than a poll that began before it: at start-up the
+    first poll, sent while the Classifier was still loading, said 0 and /recognize answered
+    503 ``not_ready`` for the next second (95 answers in a benchmark cell) although /readyz had
+    just been answered by that replica. ``answered()`` records such an answer, and a count of 0
+    from a poll that began before it is ignored.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class ReplicaWatch:
         self._stale_after_s = stale_after_s
         self._count: int | None = None
         self._counted_at = 0.0
+        self._answered_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
         self._gone = asyncio.Event()
 
@@ -75,8 +82,21 @@ class ReplicaWatch:
             self._gone = asyncio.Event()
         return self._gone
 
-    def update(self, count: int | None) -> None:
-        """Record a count (None: the controller did not answer)."""
+    def answered(self) -> None:
+        """A Classifier replica has just answered: one serves now, whatever a poll in flight
+        says."""
+        now = time.monotonic()
+        self._answered_at = now
+        if self._count == 0:
+            logger.warning("serving Classifier replicas: 0 -> answered")
+            self._count, self._counted_at = None, now
+            self.update(None)
+
+    def update(self, count: int | None, *, polled_at: float | None = None) -> None:
+        """Record a count (None: the controller did not answer) from a poll sent at
+        ``polled_at`` (monotonic; None: now)."""
+        if count == 0 and polled_at is not None and polled_at < self._answered_at:
+            count = None  # older than the latest answer
         if count is not None:
             if (count == 0) != (self._count == 0):
                 logger.warning("serving Classifier replicas: %s -> %d", self._count, count)
@@ -89,10 +109,11 @@ class ReplicaWatch:
 
     async def _poll(self) -> None:
         while True:
+            polled_at = time.monotonic()
             try:
                 count: int | None = await asyncio.to_thread(self._count_replicas)
             except Exception as exc:  # noqa: BLE001 - a busy or restarting controller
                 logger.warning("could not read the Classifier's replica states: %s", exc)
                 count = None
-            self.update(count)
+            self.update(count, polled_at=polled_at)
             await asyncio.sleep(self._period_s)

@@ -195,6 +195,8 @@ class Ingress:
                 else:
                     assert self._classifier is not None
                     info = await asyncio.wait_for(self._classifier.ready.remote(), timeout=2.0)
+                    if self._replicas is not None:
+                        self._replicas.answered()
             except (TimeoutError, ModelNotReady) as exc:
                 raise ModelNotReady("model is loading or warming up; retry shortly") from exc
             except Exception as exc:
@@ -285,7 +287,7 @@ class Ingress:
                 f"no answer within the {self._settings.request_timeout_s:g} s request deadline"
             )
         try:
-            return answer.result()
+            result = answer.result()
         except BackPressureError as exc:
             raise Overloaded("the classifier's queue is full; retry after Retry-After") from exc
         except ModelNotReady:
@@ -299,6 +301,8 @@ class Ingress:
             raise ModelNotReady(
                 f"the classifier is unavailable ({type(exc).__name__}); retry shortly"
             ) from exc
+        self._replicas.answered()
+        return result
 
     @api.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(self) -> Health:

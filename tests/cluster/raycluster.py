@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import yaml
 
-from service.rayenv import SERVE_ENVIRONMENT
+from service.rayenv import SERVE_ENVIRONMENT, proxy_environment
+from service.settings import Settings
 from tests.cluster.netns import Lan, kill_namespace, namespace_pids
 from tests.paths import REPO
 
@@ -57,8 +58,10 @@ def node_environment(folder: Path, api_keys: str) -> dict[str, str]:
         {
             "HOME": str(folder),
             "RAY_USAGE_STATS_ENABLED": "0",
-            # Clients come through the proxies, as behind the chart's Service.
+            # Clients come through the proxies, as behind the chart's Service, and the proxies
+            # are the chart's default (ray.httpProxy: haproxy).
             "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+            **proxy_environment(Settings().http_proxy),
             # The chart's ray.authMode=disabled: no token for a cluster only the test reaches.
             "RAY_AUTH_MODE": "disabled",
             "RECOGNIZE_API_KEYS": api_keys,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
 from loadtest import photos as f
+from loadtest._stats import process_argv
 from tests.cluster.conftest import Cluster
 from tests.cluster.netns import namespace_pids
 from tests.cluster.raycluster import METRICS_PORT
@@ -45,6 +47,19 @@ def test_ingress_on_the_head_classifier_on_the_worker(cluster: Cluster) -> None:
     # The replica's process lives in the worker's namespace (its own network stack).
     assert classifier["pid"] in namespace_pids(worker.namespace)
     assert ingress["pid"] in namespace_pids(head.namespace)
+
+
+def test_clients_come_in_through_haproxy_on_the_head(cluster: Cluster) -> None:
+    """The chart's default proxy (ray.httpProxy: haproxy): HAProxy runs in the head's
+    namespace, in front of the Ingress replica, and the service answers through it."""
+    head = cluster.ray.nodes["head"]
+    binaries = [
+        Path(argv[0]).name
+        for pid in namespace_pids(head.namespace)
+        if (argv := process_argv(pid)) is not None
+    ]
+    assert "haproxy" in binaries, binaries
+    assert httpx.get(f"{cluster.service.base_url}/healthz", timeout=10).status_code == 200
 
 
 # Ray exports a node's metrics every 10 s (its metrics_report_interval_ms default).

@@ -38,7 +38,7 @@ from ray.serve.schema import ServeDeploySchema
 from service.app import serve_config
 from service.cli import CONFIG_HEADER
 from service.core.auth import ApiKey, KeyRing, hash_key
-from service.rayenv import SERVE_ENVIRONMENT
+from service.rayenv import SERVE_ENVIRONMENT, proxy_environment
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,6 +95,7 @@ NOT_EXPOSED = {
     "ray_num_cpus": "`recognize serve` only: the cluster's CPUs come from rayStartParams",
     "metrics_port": "a node setting: rayStartParams metrics-export-port",
     "direct_http": "`recognize serve` only: in the cluster each node's Serve proxy listens",
+    "http_proxy": "a node setting: every pod's environment, from ray.httpProxy",
     "taxonomy_path": "the chart serves the packaged Mercedes-Benz taxonomy; another one needs "
     "its file in the image or a volume, which the chart does not mount yet",
     "vin_rules_path": "the chart serves the packaged Mercedes-Benz VIN rules (as taxonomy_path)",
@@ -166,6 +167,7 @@ MODEL_AND_GATE_BY_URL = {
 }
 BAKED_MODEL_NOTHING_ELSE = {
     "model": {"source": "image", "file": "baked.onnx"},
+    "ray": {"httpProxy": "serve"},  # Serve's own Python proxy instead of HAProxy
     "networkPolicy": {"enabled": False},
     "podDisruptionBudget": {"enabled": False},
     "monitoring": {
@@ -343,13 +345,20 @@ def test_bad_values_are_refused_by_the_schema(helm, setting: str, complaint: str
         (["model.source=url", f"model.url.sha256={MODEL_SHA256}"], "needs model.url.location"),
         (["model.source=url", "model.url.location=https://m.example/a.onnx"], "/model/url/sha256"),
         (
-            ["model.source=url", "model.url.location=https://m.example/a.onnx",
-             f"model.url.sha256={MODEL_SHA256}"],
+            [
+                "model.source=url",
+                "model.url.location=https://m.example/a.onnx",
+                f"model.url.sha256={MODEL_SHA256}",
+            ],
             "needs gate.url.location",
         ),
         (
-            ["model.source=url", "model.url.location=https://m.example/a.onnx",
-             f"model.url.sha256={MODEL_SHA256}", "gate.url.location=https://m.example/g.onnx"],
+            [
+                "model.source=url",
+                "model.url.location=https://m.example/a.onnx",
+                f"model.url.sha256={MODEL_SHA256}",
+                "gate.url.location=https://m.example/g.onnx",
+            ],
             "needs gate.url.sha256",
         ),
         (["apiKeys.create=true"], "at least one key"),
@@ -614,6 +623,8 @@ def test_every_ray_pod_runs_serves_throughput_profile_behind_the_proxies(render,
         for variable, value in SERVE_ENVIRONMENT.items():
             assert env.get(variable) == value, (name, variable)
         assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0", name
+        for variable, value in proxy_environment(merged_values(case)["ray"]["httpProxy"]).items():
+            assert env.get(variable) == value, (name, variable)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

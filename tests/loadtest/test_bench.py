@@ -79,7 +79,7 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
     assert raw["parallel"]["images_per_s"] > 0
 
     servers = report["servers"]
-    assert set(servers) == {"service", "cluster", "naive", "triton"}
+    assert set(servers) == {"service", "cluster", "pyproxy", "split", "naive", "triton"}
     assert_sane_server(servers["service"], [1, 4])
     assert_sane_server(servers["naive"], [1, 4])
     assert servers["service"]["memory_ready"]["processes"] > 1  # Ray's processes count too
@@ -115,24 +115,31 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
 @needs_model
 def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Path) -> None:
     """--near-free: the model's cost is gone (the raw ceiling is far above the demo model's
-    ~10 img/s here), the gate is off, and the chart's layout shows its three process groups."""
+    ~10 img/s here), the gate is off, and the chart's layout shows its process groups, behind
+    HAProxy (the default) and behind Serve's Python proxy."""
     result, report = run_bench(
-        tmp_path, "--near-free", "--peers", "cluster", "--batch-sizes", "1,8", "--concurrency", "64"
+        tmp_path,
+        *("--near-free", "--peers", "cluster,pyproxy"),
+        *("--batch-sizes", "1,8", "--concurrency", "64"),
     )
     assert report["near_free"] is True and report["gate"] is None
     assert "near-free" in report["raw"]["model"]
     assert report["raw"]["ceiling"]["images_per_s"] > 300
-    cluster = report["servers"]["cluster"]
-    assert cluster["status"] == "ok", cluster
-    (cell,) = cluster["cells"]
-    assert_sane_cell(cell)
-    groups = cell["cpu_ms_per_request"]
-    for group in ("proxy", "ingress", "classifier", "ray"):
-        assert groups[group] > 0, groups
+    cells = {}
+    for name in ("cluster", "pyproxy"):
+        server = report["servers"][name]
+        assert server["status"] == "ok", server
+        (cells[name],) = server["cells"]
+        assert_sane_cell(cells[name])
+        groups = cells[name]["cpu_ms_per_request"]
+        for group in ("proxy", "ingress", "classifier", "ray"):
+            assert groups[group] > 0, (name, groups)
     assert report["servers"]["service"]["status"] == "skipped"
     by_key = {t["target"]: t for t in report["stack_targets"]}
-    assert by_key["cluster_images_per_batch"]["value"] == cell["mean_batch"]
+    assert by_key["cluster_images_per_batch"]["value"] == cells["cluster"]["mean_batch"]
     assert by_key["cluster_vs_triton"]["met"] is None  # no Triton cell in this run
+    (ratios,) = report["ratios"]
+    assert ratios["cluster_over_pyproxy"] > 0
     assert "CPU ms per request" in result.stdout
 
 

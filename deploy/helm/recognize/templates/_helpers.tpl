@@ -300,6 +300,10 @@ a serveConfigV2 change updates the Serve application in place, an env change mak
 # not straight to the replicas, which the profile would otherwise switch on.
 - name: RAY_SERVE_ENABLE_DIRECT_INGRESS
   value: "0"
+# The proxy itself: HAProxy (Ray Serve's HAProxy mode) or Serve's Python proxy
+# (service/rayenv.py proxy_environment; ray.httpProxy).
+- name: RAY_SERVE_ENABLE_HA_PROXY
+  value: {{ ternary "1" "0" (eq .Values.ray.httpProxy "haproxy") | quote }}
 {{- if eq .Values.ray.authMode "disabled" }}
 - name: RAY_AUTH_MODE
   value: disabled
