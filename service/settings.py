@@ -242,8 +242,8 @@ class Settings(BaseSettings, ClassifierOptions):
         "haproxy",
         description="the HTTP proxy in front of the ingress replicas where one is needed (the "
         "chart's layout, `recognize serve` without direct_http): Ray Serve's HAProxy mode "
-        "(half the CPU per request) or Serve's Python proxy; a node setting: the chart sets it "
-        "on every pod (ray.httpProxy)",
+        "(39-50 % less CPU per request) or Serve's Python proxy; a node setting: the chart "
+        "sets it on every pod (ray.httpProxy)",
     )
     ray_address: str | None = Field(None, description="existing Ray cluster; None = start local")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a local Ray; None = all")

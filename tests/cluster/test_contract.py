@@ -17,7 +17,7 @@ from loadtest import photos as f
 from loadtest._stats import process_argv
 from tests.cluster.conftest import Cluster
 from tests.cluster.netns import namespace_pids
-from tests.cluster.raycluster import METRICS_PORT
+from tests.cluster.raycluster import METRICS_PORT, SERVE_PORT
 from tests.integration.test_api import (  # noqa: F401 - collected here, run on the cluster
     EU_C_ESTATE,
     post,
@@ -59,7 +59,13 @@ def test_clients_come_in_through_haproxy_on_the_head(cluster: Cluster) -> None:
         if (argv := process_argv(pid)) is not None
     ]
     assert "haproxy" in binaries, binaries
-    assert httpx.get(f"{cluster.service.base_url}/healthz", timeout=10).status_code == 200
+    # Behind the chart's Service a request may reach any node's proxy: the worker's HAProxy
+    # (no Ingress replica there) forwards to the head's Ingress; /-/healthz is what KubeRay's
+    # probes ask the proxy of each pod.
+    for node in (head, cluster.ray.nodes["w1"]):
+        base = f"http://{node.address}:{SERVE_PORT}"
+        assert httpx.get(f"{base}/-/healthz", timeout=10).status_code == 200, node.name
+        assert httpx.get(f"{base}/readyz", timeout=10).json() == {"status": "ready"}, node.name
 
 
 # Ray exports a node's metrics every 10 s (its metrics_report_interval_ms default).
