@@ -13,6 +13,8 @@ Same ONNX model, same machine, same photos (JPEGs of about 460x706) and the same
             default ``ray.httpProxy``), the Ingress deployment and the Classifier deployment,
             each its own process;
    pyproxy  the same with Serve's Python proxy in place of HAProxy (``ray.httpProxy: serve``);
+   gather   the chart's layout with the Ingress gathering concurrent requests' images into one
+            Classifier call (``RECOGNIZE_GATHER_IN_INGRESS=true``);
    split    the same two deployments with the Ingress replica listening itself (Serve's direct
             ingress, no proxy hop): what the chart could do behind a Kubernetes Service;
 4. naive    FastAPI + uvicorn + onnxruntime, one inference at a time (``loadtest/naive_server.py``);
@@ -85,11 +87,12 @@ from loadtest.photos import dealer_jpegs
 
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"
-PEERS = ("service", "cluster", "pyproxy", "split", "naive", "triton")
-SERVICES = ("service", "cluster", "pyproxy", "split")  # recognize serve, in its layouts
+PEERS = ("service", "cluster", "pyproxy", "gather", "split", "naive", "triton")
+SERVICES = ("service", "cluster", "pyproxy", "gather", "split")  # recognize serve's layouts
 # The chart's layout on one machine: proxy + Ingress + Classifier (service/settings.py).
 CLUSTER_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
 PYPROXY_ENV = {**CLUSTER_ENV, "RECOGNIZE_HTTP_PROXY": "serve"}
+GATHER_ENV = {**CLUSTER_ENV, "RECOGNIZE_GATHER_IN_INGRESS": "true"}
 # Ingress + Classifier, the Ingress replica listening itself (service/local.py).
 SPLIT_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "true"}
 CPU_GROUPS = ("proxy", "ingress", "classifier", "ray", "server")
@@ -346,7 +349,12 @@ def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess
     if name in SERVICES:
         env = {"RECOGNIZE_GATE_ENABLED": "false"} if args.no_gate else {}
         env.update(
-            {"cluster": CLUSTER_ENV, "pyproxy": PYPROXY_ENV, "split": SPLIT_ENV}.get(name, {})
+            {
+                "cluster": CLUSTER_ENV,
+                "pyproxy": PYPROXY_ENV,
+                "gather": GATHER_ENV,
+                "split": SPLIT_ENV,
+            }.get(name, {})
         )
         return start_service(args.model, log, env)
     if name == "naive":
@@ -474,6 +482,7 @@ def ratios(report: dict[str, Any], concurrency: Sequence[int]) -> list[dict[str,
                 "cluster_over_triton": _ratio(tput["cluster"], tput["triton"]),
                 "split_over_triton": _ratio(tput["split"], tput["triton"]),
                 "cluster_over_pyproxy": _ratio(tput["cluster"], tput["pyproxy"]),
+                "gather_over_cluster": _ratio(tput["gather"], tput["cluster"]),
                 "p99_ms": {n: (cell or {}).get("p99_ms") for n, cell in cells.items()},
             }
         )
@@ -643,7 +652,7 @@ def print_report(report: dict[str, Any]) -> None:
         "",
         "ratios at equal concurrency (throughput), p99 beside",
         f"{'conc':>4} {'svc/raw':>8} {'svc/raw||':>9} {'svc/naive':>9} {'svc/triton':>10} "
-        f"{'clu/triton':>10} {'split/triton':>12} {'clu/pyproxy':>11}   p99 ms: "
+        f"{'clu/triton':>10} {'split/triton':>12} {'clu/pyproxy':>11} {'gather/clu':>10}   p99 ms: "
         + " / ".join(PEERS),
     ]
     for r in report["ratios"]:
@@ -655,7 +664,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"{_fmt(r['service_over_triton'], '.2f'):>10} "
             f"{_fmt(r.get('cluster_over_triton'), '.2f'):>10} "
             f"{_fmt(r.get('split_over_triton'), '.2f'):>12} "
-            f"{_fmt(r.get('cluster_over_pyproxy'), '.2f'):>11}   "
+            f"{_fmt(r.get('cluster_over_pyproxy'), '.2f'):>11} "
+            f"{_fmt(r.get('gather_over_cluster'), '.2f'):>10}   "
             + " / ".join(_fmt(p99.get(n), ".0f") for n in PEERS)
         )
     out += ["", "targets (issue 4, CPU)"]

@@ -139,6 +139,13 @@ class Settings(BaseSettings, ClassifierOptions):
     classifier_num_cpus: float = Field(1.0, ge=0.0)
     classifier_num_gpus: float = Field(0.0, ge=0.0, description="fractional GPUs are allowed")
     ingress_replicas: int = Field(1, ge=1, le=64)
+    gather_in_ingress: bool = Field(
+        False,
+        description="separate Ingress and Classifier: each Ingress replica gathers the images "
+        "of concurrent requests (up to the Classifier's max_batch_size, waiting at most its "
+        "batch_wait_timeout_s) and sends them in one Classifier call, instead of one call per "
+        "request; loadtest/RESULTS.md has what it measured",
+    )
     ingress_num_cpus: float = Field(0.5, ge=0.0)
 
     # --- overload and deadlines -----------------------------------------------------------------

@@ -151,6 +151,15 @@ class Ingress:
             )
         )
         self._settings = Settings(**settings)
+        # gather_in_ingress: concurrent requests' images go to the Classifier in one call. The
+        # batch's size and wait follow the Classifier's user_config, reported by its ready().
+        self._gather = (
+            serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=4)(
+                self._classify_gathered
+            )
+            if classifier is not None and self._settings.gather_in_ingress
+            else None
+        )
         self._metrics = IngressMetrics()
         if self._settings.auth_disabled:
             logger.warning("API keys are switched off (RECOGNIZE_AUTH_DISABLED): local demo only")
@@ -197,6 +206,11 @@ class Ingress:
                     info = await asyncio.wait_for(self._classifier.ready.remote(), timeout=2.0)
                     if self._replicas is not None:
                         self._replicas.answered()
+                    if self._gather is not None:
+                        self._gather.set_max_batch_size(info["batching"]["max_batch_size"])
+                        self._gather.set_batch_wait_timeout_s(
+                            info["batching"]["batch_wait_timeout_s"]
+                        )
             except (TimeoutError, ModelNotReady) as exc:
                 raise ModelNotReady("model is loading or warming up; retry shortly") from exc
             except Exception as exc:
@@ -263,21 +277,23 @@ class Ingress:
         self._replicas.start()
         if not self._replicas.serving:
             raise ModelNotReady(_NO_REPLICA)
-        response = self._classifier.classify.remote(array)
-        answer = asyncio.ensure_future(response)
+        response: Any = self._classifier.classify.remote(array) if self._gather is None else None
+        answer = asyncio.ensure_future(response if response is not None else self._gather(array))
         gone = asyncio.ensure_future(self._replicas.gone.wait())
         try:
             done, _ = await asyncio.wait(
                 (answer, gone), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:  # the client went away
-            response.cancel()
+            if response is not None:
+                response.cancel()
             answer.cancel()
             raise
         finally:
             gone.cancel()
         if answer not in done:
-            response.cancel()
+            if response is not None:
+                response.cancel()
             answer.cancel()
             if gone in done:
                 # Serve would hold the call until a new replica starts: minutes after a node
@@ -303,6 +319,27 @@ class Ingress:
             ) from exc
         self._replicas.answered()
         return result
+
+    async def _classify_gathered(self, arrays: list[np.ndarray]) -> list[ClassifyResult]:
+        """One Classifier call for the images of concurrent requests (gather_in_ingress).
+        Images prepared for models of different input sizes (during a rollout) go in one call
+        per size; each caller gets its own image's result."""
+        assert self._classifier is not None
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, array in enumerate(arrays):
+            by_shape.setdefault(array.shape, []).append(i)
+        groups = list(by_shape.values())
+        answers = await asyncio.gather(
+            *(
+                self._classifier.classify_many.remote(np.stack([arrays[i] for i in group]))
+                for group in groups
+            )
+        )
+        results: list[ClassifyResult | None] = [None] * len(arrays)
+        for group, answered in zip(groups, answers, strict=True):
+            for i, result in zip(group, answered, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     @api.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(self) -> Health:

@@ -380,6 +380,11 @@ class Classifier:
             "calibration": (
                 None if model.calibration is None else model.calibration.model_dump(mode="json")
             ),
+            # What an ingress may gather for one classify_many call (gather_in_ingress).
+            "batching": {
+                "max_batch_size": model.config.max_batch_size,
+                "batch_wait_timeout_s": model.config.batch_wait_timeout_s,
+            },
         }
 
     async def classify(self, image: np.ndarray) -> ClassifyResult:
@@ -396,6 +401,20 @@ class Classifier:
             # Normally gone once its batch started; not if the request was cancelled first.
             self._waiting.discard(id(pending))
             self._metrics.waiting(len(self._waiting))
+
+    async def classify_many(self, images: np.ndarray) -> list[ClassifyResult]:
+        """Logits for a uint8 [N, H, W, 3] stack an ingress gathered (gather_in_ingress): one
+        batch of exactly those images, past this replica's own batch queue."""
+        model = self._model
+        if model is None or self._infer is None:
+            raise ModelNotReady("model is loading or warming up")
+        if images.ndim != 4 or not 1 <= len(images) <= model.config.max_batch_size:
+            raise ValueError(
+                f"expected 1..{model.config.max_batch_size} images [N, H, W, 3], "
+                f"got shape {images.shape}"
+            )
+        arrived = time.perf_counter()
+        return await self._run_batch([_Pending(image, arrived) for image in images])
 
     async def _run_batch(self, items: list[_Pending]) -> list[ClassifyResult]:
         """One batch, formed by the batch queue of ``_batch_queue``, on the model serving now."""

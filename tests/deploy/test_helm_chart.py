@@ -96,6 +96,8 @@ NOT_EXPOSED = {
     "metrics_port": "a node setting: rayStartParams metrics-export-port",
     "direct_http": "`recognize serve` only: in the cluster each node's Serve proxy listens",
     "http_proxy": "a node setting: every pod's environment, from ray.httpProxy",
+    "gather_in_ingress": "measured on 2 CPU cores only (loadtest/RESULTS.md); a chart value once "
+    "a GPU run shows it pays",
     "taxonomy_path": "the chart serves the packaged Mercedes-Benz taxonomy; another one needs "
     "its file in the image or a volume, which the chart does not mount yet",
     "vin_rules_path": "the chart serves the packaged Mercedes-Benz VIN rules (as taxonomy_path)",

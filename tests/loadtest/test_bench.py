@@ -79,7 +79,7 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
     assert raw["parallel"]["images_per_s"] > 0
 
     servers = report["servers"]
-    assert set(servers) == {"service", "cluster", "pyproxy", "split", "naive", "triton"}
+    assert set(servers) == {"service", "cluster", "pyproxy", "gather", "split", "naive", "triton"}
     assert_sane_server(servers["service"], [1, 4])
     assert_sane_server(servers["naive"], [1, 4])
     assert servers["service"]["memory_ready"]["processes"] > 1  # Ray's processes count too
@@ -116,17 +116,18 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
 def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Path) -> None:
     """--near-free: the model's cost is gone (the raw ceiling is far above the demo model's
     ~10 img/s here), the gate is off, and the chart's layout shows its process groups, behind
-    HAProxy (the default) and behind Serve's Python proxy."""
+    HAProxy (the default), behind Serve's Python proxy, and with the Ingress gathering images
+    into one Classifier call per batch (the real path over HTTP, 64 clients)."""
     result, report = run_bench(
         tmp_path,
-        *("--near-free", "--peers", "cluster,pyproxy"),
+        *("--near-free", "--peers", "cluster,pyproxy,gather"),
         *("--batch-sizes", "1,8", "--concurrency", "64"),
     )
     assert report["near_free"] is True and report["gate"] is None
     assert "near-free" in report["raw"]["model"]
     assert report["raw"]["ceiling"]["images_per_s"] > 300
     cells = {}
-    for name in ("cluster", "pyproxy"):
+    for name in ("cluster", "pyproxy", "gather"):
         server = report["servers"][name]
         assert server["status"] == "ok", server
         (cells[name],) = server["cells"]
@@ -139,7 +140,9 @@ def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Pa
     assert by_key["cluster_images_per_batch"]["value"] == cells["cluster"]["mean_batch"]
     assert by_key["cluster_vs_triton"]["met"] is None  # no Triton cell in this run
     (ratios,) = report["ratios"]
-    assert ratios["cluster_over_pyproxy"] > 0
+    assert ratios["cluster_over_pyproxy"] > 0 and ratios["gather_over_cluster"] > 0
+    # Gathering: 64 concurrent clients' images reach the Classifier several to a call.
+    assert cells["gather"]["mean_batch"] > 1.5, cells["gather"]
     assert "CPU ms per request" in result.stdout
 
 

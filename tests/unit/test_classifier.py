@@ -467,3 +467,24 @@ def test_a_user_config_arriving_while_a_model_loads_wins(
     assert classifier._model.session is serving.session  # type: ignore[union-attr]
     assert classifier._model.config.max_batch_size == 3  # type: ignore[union-attr]
     assert classifier.ready()["metadata"]["version"] != "v2"
+
+
+def test_classify_many_runs_a_gathered_stack_as_one_batch(tiny_model: Path) -> None:
+    """gather_in_ingress: the ingress sends concurrent requests' images in one call; they run
+    as one batch of exactly those images, each result its own image's, and ready() says how
+    many one call may carry."""
+    classifier = Classifier.func_or_class()
+    reconfigure(classifier, config(tiny_model, max_batch_size=4).model_dump())
+    assert classifier.ready()["batching"]["max_batch_size"] == 4
+    rng = np.random.default_rng(1)
+    stack = rng.integers(0, 256, size=(3, SIZE, SIZE, 3), dtype=np.uint8)
+    results = asyncio.run(classifier.classify_many(stack))
+    assert [r.batch_size for r in results] == [3, 3, 3]
+    alone = [classifier._run(stack[i : i + 1])[0][0] for i in range(3)]
+    for result, expected in zip(results, alone, strict=True):
+        np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
+    too_many = np.zeros((5, SIZE, SIZE, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"1\.\.4 images"):
+        asyncio.run(classifier.classify_many(too_many))
+    with pytest.raises(ModelNotReady, match=f"{SIZE}x{SIZE}"):
+        asyncio.run(classifier.classify_many(np.zeros((1, SIZE * 2, SIZE * 2, 3), np.uint8)))
