@@ -9,6 +9,7 @@ when a test or the set-up fails; leftovers of an earlier, killed run are removed
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ START_TIMEOUT_S = 300
 DEADLINE_S = 10.0
 
 
+CLUSTER_OPTIONS = frozenset({"RECOGNIZE_GATHER_IN_INGRESS"})
+
+
 def settings(model: Path) -> dict[str, str]:
     """The RECOGNIZE_* settings of the test's application: the chart's layout and placement
     (two deployments behind the proxy, the Classifier asking for one GPU, host 0.0.0.0), run
@@ -45,6 +49,10 @@ def settings(model: Path) -> dict[str, str]:
         # every size): two shapes make start-up and a new model's swap shorter on 2 cores.
         "RECOGNIZE_WARMUP_BATCH_SIZES": "[1, 8]",
         "RECOGNIZE_REQUEST_TIMEOUT_S": str(DEADLINE_S),
+        # Options not on by default that the whole suite can be run with, e.g.
+        # RECOGNIZE_GATHER_IN_INGRESS=true pytest tests/cluster (nothing else of ours reaches
+        # the cluster: its nodes get the chart's environment only).
+        **{k: v for k, v in os.environ.items() if k in CLUSTER_OPTIONS},
     }
 
 
