@@ -88,13 +88,18 @@ from loadtest.photos import dealer_jpegs
 REPO = Path(__file__).resolve().parent.parent
 TRITON_VENV = REPO / ".venv-triton"
 PEERS = ("service", "cluster", "pyproxy", "gather", "split", "naive", "triton")
-SERVICES = ("service", "cluster", "pyproxy", "gather", "split")  # recognize serve's layouts
 # The chart's layout on one machine: proxy + Ingress + Classifier (service/settings.py).
-CLUSTER_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
-PYPROXY_ENV = {**CLUSTER_ENV, "RECOGNIZE_HTTP_PROXY": "serve"}
-GATHER_ENV = {**CLUSTER_ENV, "RECOGNIZE_GATHER_IN_INGRESS": "true"}
-# Ingress + Classifier, the Ingress replica listening itself (service/local.py).
-SPLIT_ENV = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "true"}
+_CLUSTER = {"RECOGNIZE_CLASSIFIER_IN_INGRESS": "false", "RECOGNIZE_DIRECT_HTTP": "false"}
+# recognize serve's layouts: the settings each peer adds to the environment.
+SERVICE_LAYOUTS: dict[str, dict[str, str]] = {
+    "service": {},
+    "cluster": _CLUSTER,
+    "pyproxy": {**_CLUSTER, "RECOGNIZE_HTTP_PROXY": "serve"},
+    "gather": {**_CLUSTER, "RECOGNIZE_GATHER_IN_INGRESS": "true"},
+    # Ingress + Classifier, the Ingress replica listening itself (service/local.py).
+    "split": {**_CLUSTER, "RECOGNIZE_DIRECT_HTTP": "true"},
+}
+SERVICES = tuple(SERVICE_LAYOUTS)
 CPU_GROUPS = ("proxy", "ingress", "classifier", "ray", "server")
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 DEFAULT_CONCURRENCY = (1, 4, 16, 64)
@@ -347,16 +352,8 @@ def start_peer(name: str, args: argparse.Namespace, logs: Path) -> ServerProcess
     settings = args.settings
     log = logs / f"{name}.log"
     if name in SERVICES:
-        env = {"RECOGNIZE_GATE_ENABLED": "false"} if args.no_gate else {}
-        env.update(
-            {
-                "cluster": CLUSTER_ENV,
-                "pyproxy": PYPROXY_ENV,
-                "gather": GATHER_ENV,
-                "split": SPLIT_ENV,
-            }.get(name, {})
-        )
-        return start_service(args.model, log, env)
+        gate = {"RECOGNIZE_GATE_ENABLED": "false"} if args.no_gate else {}
+        return start_service(args.model, log, {**gate, **SERVICE_LAYOUTS[name]})
     if name == "naive":
         return start_naive(args.model, log, settings.intra_op_threads)
     return start_triton(

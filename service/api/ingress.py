@@ -154,9 +154,11 @@ class Ingress:
         # gather_in_ingress: concurrent requests' images go to the Classifier in one call. The
         # batch's size and wait follow the Classifier's user_config, reported by its ready().
         self._gather = (
-            serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005, max_concurrent_batches=4)(
-                self._classify_gathered
-            )
+            serve.batch(
+                max_batch_size=self._settings.max_batch_size,
+                batch_wait_timeout_s=self._settings.batch_wait_timeout_s,
+                max_concurrent_batches=4,
+            )(self._classify_gathered)
             if classifier is not None and self._settings.gather_in_ingress
             else None
         )
@@ -203,9 +205,9 @@ class Ingress:
                     info = self._local.ready()
                 else:
                     assert self._classifier is not None
+                    assert self._replicas is not None  # both come with the Classifier's handle
                     info = await asyncio.wait_for(self._classifier.ready.remote(), timeout=2.0)
-                    if self._replicas is not None:
-                        self._replicas.answered()
+                    self._replicas.answered()
                     if self._gather is not None:
                         self._gather.set_max_batch_size(info["batching"]["max_batch_size"])
                         self._gather.set_batch_wait_timeout_s(
@@ -277,24 +279,27 @@ class Ingress:
         self._replicas.start()
         if not self._replicas.serving:
             raise ModelNotReady(_NO_REPLICA)
-        response: Any = self._classifier.classify.remote(array) if self._gather is None else None
-        answer = asyncio.ensure_future(response if response is not None else self._gather(array))
+        # A call of its own, or a share of a gathered one (which the other callers still need).
+        response = self._classifier.classify.remote(array) if self._gather is None else None
+        answer = asyncio.ensure_future(self._gather(array) if response is None else response)
+
+        def abandon() -> None:
+            if response is not None:
+                response.cancel()
+            answer.cancel()
+
         gone = asyncio.ensure_future(self._replicas.gone.wait())
         try:
             done, _ = await asyncio.wait(
                 (answer, gone), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:  # the client went away
-            if response is not None:
-                response.cancel()
-            answer.cancel()
+            abandon()
             raise
         finally:
             gone.cancel()
         if answer not in done:
-            if response is not None:
-                response.cancel()
-            answer.cancel()
+            abandon()
             if gone in done:
                 # Serve would hold the call until a new replica starts: minutes after a node
                 # loss on a real cluster, far past the deadline.
@@ -335,11 +340,10 @@ class Ingress:
                 for group in groups
             )
         )
-        results: list[ClassifyResult | None] = [None] * len(arrays)
+        results: dict[int, ClassifyResult] = {}
         for group, answered in zip(groups, answers, strict=True):
-            for i, result in zip(group, answered, strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+            results.update(zip(group, answered, strict=True))
+        return [results[i] for i in range(len(arrays))]
 
     @api.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(self) -> Health:

@@ -403,18 +403,21 @@ class Classifier:
             self._metrics.waiting(len(self._waiting))
 
     async def classify_many(self, images: np.ndarray) -> list[ClassifyResult]:
-        """Logits for a uint8 [N, H, W, 3] stack an ingress gathered (gather_in_ingress): one
-        batch of exactly those images, past this replica's own batch queue."""
+        """Logits for a uint8 [N, H, W, 3] stack an ingress gathered (gather_in_ingress): run
+        past this replica's own batch queue, in batches of at most max_batch_size (an ingress
+        may still gather for a larger one that a new user_config has lowered)."""
         model = self._model
         if model is None or self._infer is None:
             raise ModelNotReady("model is loading or warming up")
-        if images.ndim != 4 or not 1 <= len(images) <= model.config.max_batch_size:
-            raise ValueError(
-                f"expected 1..{model.config.max_batch_size} images [N, H, W, 3], "
-                f"got shape {images.shape}"
-            )
+        if images.ndim != 4 or not len(images):
+            raise ValueError(f"expected images [N, H, W, 3], got shape {images.shape}")
         arrived = time.perf_counter()
-        return await self._run_batch([_Pending(image, arrived) for image in images])
+        pending = [_Pending(image, arrived) for image in images]
+        size = model.config.max_batch_size
+        results: list[ClassifyResult] = []
+        for start in range(0, len(pending), size):
+            results += await self._run_batch(pending[start : start + size])
+        return results
 
     async def _run_batch(self, items: list[_Pending]) -> list[ClassifyResult]:
         """One batch, formed by the batch queue of ``_batch_queue``, on the model serving now."""

@@ -116,18 +116,19 @@ def test_quick_bench_has_every_row(tmp_path: Path) -> None:
 def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Path) -> None:
     """--near-free: the model's cost is gone (the raw ceiling is far above the demo model's
     ~10 img/s here), the gate is off, and the chart's layout shows its process groups, behind
-    HAProxy (the default), behind Serve's Python proxy, and with the Ingress gathering images
-    into one Classifier call per batch (the real path over HTTP, 64 clients)."""
+    HAProxy (the default), and with the Ingress gathering images into one Classifier call per
+    batch (the real path over HTTP, 64 clients). Serve's Python proxy (pyproxy) is the same
+    service under another proxy setting, left to the benchmark itself to keep this test short."""
     result, report = run_bench(
         tmp_path,
-        *("--near-free", "--peers", "cluster,pyproxy,gather"),
-        *("--batch-sizes", "1,8", "--concurrency", "64"),
+        *("--near-free", "--peers", "cluster,gather"),
+        *("--batch-sizes", "1", "--concurrency", "64"),
     )
     assert report["near_free"] is True and report["gate"] is None
     assert "near-free" in report["raw"]["model"]
     assert report["raw"]["ceiling"]["images_per_s"] > 300
     cells = {}
-    for name in ("cluster", "pyproxy", "gather"):
+    for name in ("cluster", "gather"):
         server = report["servers"][name]
         assert server["status"] == "ok", server
         (cells[name],) = server["cells"]
@@ -140,7 +141,7 @@ def test_near_free_run_measures_the_cluster_layout_by_process_group(tmp_path: Pa
     assert by_key["cluster_images_per_batch"]["value"] == cells["cluster"]["mean_batch"]
     assert by_key["cluster_vs_triton"]["met"] is None  # no Triton cell in this run
     (ratios,) = report["ratios"]
-    assert ratios["cluster_over_pyproxy"] > 0 and ratios["gather_over_cluster"] > 0
+    assert ratios["gather_over_cluster"] > 0
     # Gathering: 64 concurrent clients' images reach the Classifier several to a call.
     assert cells["gather"]["mean_batch"] > 1.5, cells["gather"]
     assert "CPU ms per request" in result.stdout

@@ -483,8 +483,13 @@ def test_classify_many_runs_a_gathered_stack_as_one_batch(tiny_model: Path) -> N
     alone = [classifier._run(stack[i : i + 1])[0][0] for i in range(3)]
     for result, expected in zip(results, alone, strict=True):
         np.testing.assert_allclose(result.logits, expected, rtol=1e-4, atol=1e-4)
-    too_many = np.zeros((5, SIZE, SIZE, 3), dtype=np.uint8)
-    with pytest.raises(ValueError, match=r"1\.\.4 images"):
-        asyncio.run(classifier.classify_many(too_many))
+    # More than max_batch_size (an ingress still gathering for a larger one that a new
+    # user_config lowered): run in batches of at most max_batch_size, not refused.
+    more = rng.integers(0, 256, size=(5, SIZE, SIZE, 3), dtype=np.uint8)
+    split = asyncio.run(classifier.classify_many(more))
+    assert [r.batch_size for r in split] == [4, 4, 4, 4, 1]
+    np.testing.assert_allclose(
+        split[4].logits, classifier._run(more[4:])[0][0], rtol=1e-4, atol=1e-4
+    )
     with pytest.raises(ModelNotReady, match=f"{SIZE}x{SIZE}"):
         asyncio.run(classifier.classify_many(np.zeros((1, SIZE * 2, SIZE * 2, 3), np.uint8)))
